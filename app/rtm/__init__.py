@@ -1,0 +1,1 @@
+"""rtm: real-time server monitoring over Kafka and Spark."""
