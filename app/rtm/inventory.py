@@ -76,11 +76,12 @@ class Inventory:
 
     @classmethod
     def load(cls, path: Path | str) -> Inventory:
+        if not Path(path).exists():
+            raise InventoryError(f"cannot read inventory {path}: it does not exist")
         cmd = [_ansible_inventory(), "-i", str(path), "--list"]
         result = subprocess.run(cmd, check=False, capture_output=True, text=True)
-        if result.returncode != 0 or not Path(path).exists():
-            detail = result.stderr.strip() or f"{path} does not exist"
-            raise InventoryError(f"cannot read inventory {path}: {detail}")
+        if result.returncode != 0:
+            raise InventoryError(f"cannot read inventory {path}: {result.stderr.strip()}")
         try:
             data = json.loads(result.stdout)
         except json.JSONDecodeError as exc:

@@ -219,14 +219,17 @@ def _write_tarball(tarball: Path, top: str, jars: list[Path], config_dir: Path) 
     members: list[tuple[str, Path]] = [(f"{top}/libs/{j.name}", j) for j in jars]
     members += [(f"{top}/config/{c.name}", c) for c in sorted(config_dir.iterdir())]
     tmp = tarball.with_suffix(".tgz.tmp")
-    with tmp.open("wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
-        with tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
-            for directory in (top, f"{top}/libs", f"{top}/config"):
-                tar.addfile(_tarinfo(directory, tarfile.DIRTYPE, 0o755, 0))
-            for name, path in members:
-                info = _tarinfo(name, tarfile.REGTYPE, 0o644, path.stat().st_size)
-                with path.open("rb") as handle:
-                    tar.addfile(info, handle)
+    with (
+        tmp.open("wb") as raw,
+        gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as gz,
+        tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
+    ):
+        for directory in (top, f"{top}/libs", f"{top}/config"):
+            tar.addfile(_tarinfo(directory, tarfile.DIRTYPE, 0o755, 0))
+        for name, path in members:
+            info = _tarinfo(name, tarfile.REGTYPE, 0o644, path.stat().st_size)
+            with path.open("rb") as handle:
+                tar.addfile(info, handle)
     tmp.replace(tarball)
 
 

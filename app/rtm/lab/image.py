@@ -40,10 +40,12 @@ def image_key() -> str:
     return f"{SUITE}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
 
 
-def host_mirror(sources: tuple[Path, ...] = (
-    Path("/etc/apt/sources.list.d/debian.sources"),
-    Path("/etc/apt/sources.list"),
-)) -> str | None:
+def host_mirror(
+    sources: tuple[Path, ...] = (
+        Path("/etc/apt/sources.list.d/debian.sources"),
+        Path("/etc/apt/sources.list"),
+    ),
+) -> str | None:
     """The Debian mirror this machine already uses, from deb822 or one-line sources."""
     for path in sources:
         try:

@@ -62,7 +62,9 @@ class Machine:
         for sub in ("upper", "work", "root"):
             (self.home / sub).mkdir(parents=True, exist_ok=True)
         if not os.path.ismount(self.root):
-            options = f"lowerdir={image_root},upperdir={self.home / 'upper'},workdir={self.home / 'work'}"
+            options = (
+                f"lowerdir={image_root},upperdir={self.home / 'upper'},workdir={self.home / 'work'}"
+            )
             _run("mount", "-t", "overlay", "overlay", "-o", options, str(self.root))
         self._write_identity(ssh_public_key)
 

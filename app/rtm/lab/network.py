@@ -59,9 +59,7 @@ def check_addresses(spec: LabSpec, addresses: list[LocalAddress]) -> None:
 def ensure_bridge(spec: LabSpec) -> None:
     if not link_exists(spec.bridge):
         _ip("link", "add", spec.bridge, "type", "bridge")
-    present = {
-        a.interface for a in local_addresses() if a.ifname == spec.bridge
-    }
+    present = {a.interface for a in local_addresses() if a.ifname == spec.bridge}
     if spec.gateway not in present:
         _ip("addr", "add", str(spec.gateway), "dev", spec.bridge)
     _ip("link", "set", spec.bridge, "up")

@@ -69,11 +69,15 @@ def spec_from_inventory(inventory: Inventory, name: str) -> LabSpec:
             )
         raw = host.vars.get("ansible_host")
         if raw is None:
-            raise LabError(f"host {host.name!r} has no ansible_host; give every lab host an address")
+            raise LabError(
+                f"host {host.name!r} has no ansible_host; give every lab host an address"
+            )
         try:
             address = ipaddress.IPv4Address(str(raw))
         except ValueError as exc:
-            raise LabError(f"host {host.name!r}: ansible_host={raw!r} is not an IPv4 address") from exc
+            raise LabError(
+                f"host {host.name!r}: ansible_host={raw!r} is not an IPv4 address"
+            ) from exc
         if address not in gateway.network or address == gateway.network.broadcast_address:
             raise LabError(
                 f"host {host.name!r}: {address} is not a host address of the lab network "
