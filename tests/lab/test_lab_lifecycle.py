@@ -42,10 +42,12 @@ def smoke_lab():
     if os.geteuid() != 0:
         pytest.fail("the lab tests need root")
     spec = lab.load_spec(SMOKE)
-    up = rtm_lab("up")
-    assert up.returncode == 0, up.stderr
-    yield spec
-    rtm_lab("down")
+    try:
+        up = rtm_lab("up")
+        assert up.returncode == 0, up.stderr
+        yield spec
+    finally:
+        rtm_lab("down")
 
 
 def test_every_host_answers_ansible_ping(smoke_lab):
@@ -80,6 +82,8 @@ def test_second_up_changes_nothing(smoke_lab):
 
 def test_a_killed_host_comes_back_on_the_next_up(smoke_lab):
     victim = lab.machines(smoke_lab, lab.LabSettings())[0]
+    # /run is a tmpfs inside the host: the marker vanishes only if the host really rebooted.
+    assert victim.ssh("touch /run/before-kill").returncode == 0
     pid = victim.pid()
     assert pid is not None
     os.kill(pid, signal.SIGKILL)
@@ -87,10 +91,12 @@ def test_a_killed_host_comes_back_on_the_next_up(smoke_lab):
     while victim.pid() is not None and time.monotonic() < deadline:
         time.sleep(0.2)
     assert victim.pid() is None
+    assert victim.orphans(), "a killed nspawn leaves its container running"
     again = rtm_lab("up")
     assert again.returncode == 0, again.stderr
     assert f"booting {victim.host.name}" in again.stderr
-    assert victim.ssh("true").returncode == 0
+    assert victim.orphans() == []
+    assert victim.ssh("test ! -e /run/before-kill").returncode == 0
 
 
 def test_a_lab_on_an_address_in_use_is_refused(smoke_lab):

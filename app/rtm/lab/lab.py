@@ -72,6 +72,7 @@ def up(spec: LabSpec, settings: LabSettings) -> None:
         clear_stale_nspawn_locks()
         for machine in to_boot:
             log.info("booting %s at %s", machine.host.name, machine.host.address)
+            machine.reap()
             machine.prepare(image_root, public_key)
             machine.boot()
     deadline = time.monotonic() + settings.boot_timeout

@@ -14,11 +14,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from rtm.lab.network import link_exists
 from rtm.lab.spec import LabError, LabHost, LabSpec
 
 log = logging.getLogger(__name__)
 
 NSPAWN_LOCKS = Path("/run/systemd/nspawn/locks")
+NSPAWN_PROPAGATE = Path("/run/systemd/nspawn/propagate")
 SSH_OPTIONS = (
     "-o", "BatchMode=yes",
     "-o", "StrictHostKeyChecking=no",
@@ -57,6 +59,56 @@ class Machine:
                 if wanted <= args:
                     return int(entry.name)
         return None
+
+    @property
+    def veth(self) -> str:
+        return f"vb-{self.host.name}"
+
+    def orphans(self) -> list[int]:
+        """Container init processes that outlived their killed nspawn (they keep running).
+
+        They are found by their root mount, the overlay whose upper layer is this host's.
+        """
+        marker = f"upperdir={self.home / 'upper'},".encode()
+        own_ns = os.readlink("/proc/self/ns/pid")
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                if os.readlink(entry / "ns/pid") == own_ns:
+                    continue
+                if (entry / "comm").read_text().strip() != "systemd":
+                    continue
+                if marker not in (entry / "mountinfo").read_bytes():
+                    continue
+                ppid = (entry / "stat").read_text().rsplit(")", 1)[1].split()[1]
+                if Path(f"/proc/{ppid}/comm").read_text().strip() != "systemd-nspawn":
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+        return found
+
+    def reap(self, timeout: float = 30) -> None:
+        """Clear what a killed nspawn left: the orphaned container, its veth, its mounts."""
+        for pid in self.orphans():
+            log.warning(
+                "%s: killing the container a killed nspawn left (pid %d)", self.host.name, pid
+            )
+            # Killing a PID namespace's init ends every process in it.
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + timeout
+        while self.orphans() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if self.orphans():
+            raise LabError(f"{self.host.name}: an orphaned container survived SIGKILL")
+        if link_exists(self.veth):
+            _run("ip", "link", "del", self.veth)
+        with contextlib.suppress(OSError):
+            (NSPAWN_PROPAGATE / self.host.name).rmdir()
+        if os.path.ismount(self.root):
+            _run("umount", str(self.root))
 
     def prepare(self, image_root: Path, ssh_public_key: str) -> None:
         for sub in ("upper", "work", "root"):
@@ -150,8 +202,7 @@ class Machine:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
                 time.sleep(1)
-        if os.path.ismount(self.root):
-            _run("umount", str(self.root))
+        self.reap()
         shutil.rmtree(self.home, ignore_errors=True)
 
 
