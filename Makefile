@@ -40,7 +40,7 @@ venv: $(STAMPS)/venv ## the controller virtualenv (.venv) with rtm and its tools
 $(STAMPS)/venv: pyproject.toml
 	@echo ">> creating the virtualenv in $(VENV) (pyspark is large: a few minutes the first time)"
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet --upgrade pip 'setuptools>=77' wheel
 	$(BIN)/pip install --progress-bar off -e '.[consumer,controller]'
 	@mkdir -p $(STAMPS) && touch $@
 

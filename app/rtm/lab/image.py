@@ -21,8 +21,10 @@ PACKAGES = (
     "openssh-server",
     "python3",
     "python3-venv",
-    # Ansible's apt module needs python3-apt; without it it tries to install it (offline: fails).
+    # Ansible's apt and pip modules need these on the host; without them they try to
+    # install them, which fails offline.
     "python3-apt",
+    "python3-packaging",
     # Ansible's become_user to an unprivileged user hands files over with setfacl.
     "acl",
     "iproute2",
