@@ -59,6 +59,10 @@ class Layout:
     def kraft(self) -> bool:
         return bool(self.data["kraft_enabled"])
 
+    def group(self, role: str) -> str:
+        """The inventory group of a pipeline role (producers, consumers, …)."""
+        return str(self.data.get("groups", {}).get(role, role))
+
     def port(self, name: str) -> int:
         return int(self.data["ports"][name])
 

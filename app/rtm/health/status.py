@@ -1,0 +1,261 @@
+"""``fab status``: every host and service the inventory implies, checked in parallel."""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from fabric import Connection
+
+from rtm.consumer.jobs import JOBS
+from rtm.health import cluster, hostprobe
+from rtm.health.report import CLUSTER, Check, Report
+from rtm.inventory import Host, Inventory
+from rtm.layout import Layout, load_layout
+
+DEFAULT_INVENTORY = "inventory/lab"
+INVENTORY_ENV = "RTM_INVENTORY"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """When a reading counts as unhealthy."""
+
+    timeout: float = 5.0
+    max_disk_pct: int = 90
+    min_mem_available_pct: float = 5.0
+    # The producer counts as publishing while the newest record is younger than this.
+    max_record_age: float = 60.0
+    # A job with lag is falling behind once its last finished batch is older than this.
+    max_stall: float = 90.0
+    # Window aggregates must keep coming while records do.
+    max_output_age: float = 300.0
+
+
+def inventory_path(option: str | None) -> Path:
+    return Path(option or os.environ.get(INVENTORY_ENV) or DEFAULT_INVENTORY)
+
+
+def connection(host: Host, timeout: float) -> Connection:
+    """A Fabric connection with the host, user, port and key the inventory gives Ansible."""
+    kwargs: dict[str, object] = {
+        "banner_timeout": timeout,
+        "auth_timeout": timeout,
+    }
+    key = host.vars.get("ansible_ssh_private_key_file") or host.vars.get("ansible_private_key_file")
+    if key:
+        kwargs["key_filename"] = os.path.expanduser(str(key))
+    return Connection(
+        host=host.address,
+        user=str(host.vars.get("ansible_user") or host.vars.get("ansible_ssh_user") or "root"),
+        port=int(host.vars.get("ansible_port", 22)),
+        connect_timeout=timeout,
+        connect_kwargs=kwargs,
+    )
+
+
+def expected_units(host: Host, layout: Layout) -> list[str]:
+    units = []
+    if host.name in layout.zookeeper_hosts and not layout.kraft:
+        units.append("zookeeper.service")
+    if host.name in layout.kafka_brokers or host.name in layout.data.get("kafka_controllers", []):
+        units.append("kafka.service")
+    if layout.group("producers") in host.groups:
+        units.append("rtm-producer.service")
+    return units
+
+
+def disk_paths(host: Host, layout: Layout) -> list[str]:
+    paths = layout.data.get("paths", {})
+    wanted: list[str] = []
+    if host.name in layout.kafka_brokers:
+        wanted += list(paths.get("kafka_log_dirs", []))
+    if host.name in layout.zookeeper_hosts:
+        wanted += [p for p in [paths.get("zookeeper_data_dir")] if p]
+    if {layout.group("producers"), layout.group("consumers")} & host.groups:
+        wanted += [p for p in [paths.get("rtm_data_dir")] if p]
+    return wanted or ["/"]
+
+
+def probe_host(
+    host: Host, layout: Layout, limits: Limits
+) -> tuple[list[Check], hostprobe.HostFacts]:
+    units = expected_units(host, layout)
+    is_app = {layout.group("producers"), layout.group("consumers")} & host.groups
+    rtm_dir = layout.data.get("paths", {}).get("rtm_data_dir") if is_app else None
+    script = hostprobe.script(units, disk_paths(host, layout), rtm_dir)
+    command = "sh -s" if host.vars.get("ansible_user", "root") == "root" else "sudo -n sh -s"
+    try:
+        with connection(host, limits.timeout) as conn:
+            result = conn.run(command, in_stream=_Stdin(script), hide=True, warn=True,
+                              timeout=limits.timeout * 2)  # fmt: skip
+    except Exception as exc:  # any paramiko or socket error means unreachable
+        return [Check(host.name, "ssh", False, f"{host.address}: {exc or type(exc).__name__}")], (
+            hostprobe.HostFacts()
+        )
+    facts = hostprobe.parse(result.stdout)
+    checks = [Check(host.name, "ssh", True, f"{host.address} reachable")]
+    checks += _host_checks(host.name, facts, limits)
+    checks += _unit_checks(host, facts, units, layout)
+    return checks, facts
+
+
+class _Stdin:
+    """The probe script as the remote shell's standard input (Fabric reads it in chunks)."""
+
+    def __init__(self, text: str) -> None:
+        self._data = text
+        self._pos = 0
+
+    def read(self, size: int) -> str:
+        chunk = self._data[self._pos : self._pos + size]
+        self._pos += len(chunk)
+        return chunk
+
+
+def _host_checks(name: str, facts: hostprobe.HostFacts, limits: Limits) -> list[Check]:
+    checks = []
+    if facts.load:
+        checks.append(
+            Check(name, "load", True, "1/5/15 min: {:.2f} {:.2f} {:.2f}".format(*facts.load))
+        )
+    if facts.mem_total_kb and facts.mem_available_kb is not None:
+        pct = 100 * facts.mem_available_kb / facts.mem_total_kb
+        detail = (
+            f"{facts.mem_available_kb // 1024} MiB available of {facts.mem_total_kb // 1024} MiB"
+        )
+        checks.append(Check(name, "memory", pct >= limits.min_mem_available_pct, detail))
+    for path, (avail_kb, used_pct) in sorted(facts.disks.items()):
+        detail = f"{used_pct}% used, {avail_kb // 1024} MiB free"
+        checks.append(Check(name, f"disk {path}", used_pct <= limits.max_disk_pct, detail))
+    checks += [Check(name, "probe", False, p) for p in facts.problems]
+    return checks
+
+
+def _unit_checks(
+    host: Host, facts: hostprobe.HostFacts, units: list[str], layout: Layout
+) -> list[Check]:
+    names = list(units)
+    if layout.group("consumers") in host.groups:
+        consumer_units = sorted(u for u in facts.units if u.startswith("rtm-consumer@"))
+        if not consumer_units:
+            return [
+                *_describe(host.name, facts, names),
+                Check(host.name, "rtm-consumer@*", False, "no consumer job unit"),
+            ]
+        names += consumer_units
+    return _describe(host.name, facts, names)
+
+
+def _describe(host: str, facts: hostprobe.HostFacts, names: list[str]) -> list[Check]:
+    checks = []
+    for name in names:
+        unit = facts.units.get(name)
+        if unit is None:
+            checks.append(Check(host, name, False, "not reported"))
+            continue
+        ok = unit.active == "active"
+        up = (
+            f"up {_duration(unit.uptime)}"
+            if ok and unit.uptime is not None
+            else f"{unit.active} ({unit.sub})"
+        )
+        checks.append(Check(host, name, ok, f"{up}, {unit.restarts} restarts"))
+    return checks
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 7200:
+        return f"{seconds // 60}m"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+def pipeline_checks(
+    layout: Layout, view: cluster.KafkaView, facts: dict[str, hostprobe.HostFacts], limits: Limits
+) -> list[Check]:
+    checks = []
+    metric_topics = [layout.topic(k) for k in ("cpu", "mem", "net", "disk")]
+    ages = [view.newest_age.get(t) for t in metric_topics]
+    known = [a for a in ages if a is not None]
+    publishing = bool(known) and min(known) <= limits.max_record_age
+    detail = f"newest record {min(known):.0f}s old" if known else "no records in the metric topics"
+    checks.append(Check(CLUSTER, "producer publishing", publishing, detail))
+    for job in JOBS:
+        checks.append(
+            _job_check(job.name, [layout.topic(k.name) for k in job.kinds], view, facts, limits)
+        )
+    for job in JOBS:
+        for kind in ("aggregates", "alerts"):
+            age = min(
+                (
+                    f.output_age[(job.name, kind)]
+                    for f in facts.values()
+                    if (job.name, kind) in f.output_age
+                ),
+                default=None,
+            )
+            if kind == "aggregates":
+                ok = age is not None and (age <= limits.max_output_age or not publishing)
+                text = f"newest {age:.0f}s old" if age is not None else "none written yet"
+                checks.append(Check(CLUSTER, f"{job.name} aggregates", ok, text))
+            else:
+                text = (
+                    f"newest {age:.0f}s old"
+                    if age is not None
+                    else "none (no threshold crossed yet)"
+                )
+                checks.append(Check(CLUSTER, f"{job.name} alerts", True, text))
+    return checks
+
+
+def _job_check(
+    job: str,
+    topics: list[str],
+    view: cluster.KafkaView,
+    facts: dict[str, hostprobe.HostFacts],
+    limits: Limits,
+) -> Check:
+    found = [(host, f.checkpoints[job]) for host, f in facts.items() if job in f.checkpoints]
+    if not found:
+        return Check(CLUSTER, f"{job} lag", False, "no checkpoint on any consumer host")
+    host, point = min(found, key=lambda hc: hc[1].age)
+    lag = 0
+    for topic in topics:
+        for partition, end in view.end_offsets.get(topic, {}).items():
+            lag += max(0, end - point.offsets.get(topic, {}).get(str(partition), 0))
+    ok = lag == 0 or point.age <= limits.max_stall
+    state = "keeping up" if ok else "falling behind"
+    return Check(
+        host, f"{job} lag", ok, f"{state}: {lag} records behind, last batch {point.age:.0f}s ago"
+    )
+
+
+def run(inventory: Path, limits: Limits) -> Report:
+    inv = Inventory.load(inventory)
+    layout = load_layout(inventory)
+    report = Report(inventory=str(inventory))
+    with ThreadPoolExecutor(max_workers=len(inv.hosts) + 2) as pool:
+        hosts = {h.name: pool.submit(probe_host, h, layout, limits) for h in inv.hosts.values()}
+        zk = pool.submit(cluster.zookeeper_checks, layout, limits.timeout)
+        kafka = pool.submit(cluster.kafka_checks, layout, limits.timeout)
+        facts = {}
+        for name, future in hosts.items():
+            checks, facts[name] = future.result()
+            report.extend(checks)
+        report.extend(zk.result())
+        kafka_checks, view = kafka.result()
+    report.extend(kafka_checks)
+    if view is not None:
+        report.extend(pipeline_checks(layout, view, facts, limits))
+    report.checks.sort(
+        key=lambda c: (
+            c.host == CLUSTER,
+            list(inv.hosts).index(c.host) if c.host in inv.hosts else 0,
+        )
+    )
+    return report

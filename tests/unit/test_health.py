@@ -1,0 +1,157 @@
+"""fab status logic that needs no hosts: parsing the probe, judging units, lag and the verdict."""
+
+import json
+
+from rtm.health import hostprobe
+from rtm.health.cluster import KafkaView
+from rtm.health.report import CLUSTER, Check, Report
+from rtm.health.status import Limits, expected_units, pipeline_checks
+from rtm.inventory import Host
+from rtm.layout import Layout
+
+PROBE_OUTPUT = "\n".join(
+    [
+        "load\t0.50 0.40 0.30",
+        "mem\tMemTotal\t2048000",
+        "mem\tMemAvailable\t1024000",
+        "disk\t/var/lib/rtm\t512000\t42",
+        "unit\tkafka.service\tActiveState=active SubState=running NRestarts=2 "
+        "ActiveEnterTimestampMonotonic=100000000",
+        "unit\trtm-consumer@cpu_mem.service\tActiveState=failed SubState=failed NRestarts=5 "
+        "ActiveEnterTimestampMonotonic=0",
+        "now\t400.5",
+        'checkpoint\tcpu_mem\t7\t12\t{"topic-cpu":{"0":10,"1":20},"topic-mem":{"0":5}}',
+        "output\tcpu_mem\taggregates\t30",
+        "garbage line without tabs",
+        "disk\t/broken\tnot-a-number\t1",
+    ]
+)
+
+LAYOUT = Layout(
+    {
+        "kraft_enabled": False,
+        "zookeeper_hosts": ["b1"],
+        "kafka_brokers": ["b1"],
+        "kafka_controllers": [],
+        "host_addresses": {"b1": "10.0.0.11"},
+        "kafka_bootstrap_servers": "10.0.0.11:9092",
+        "ports": {"kafka": 9092, "zookeeper_client": 2181},
+        "topics": {
+            k: {"name": n, "partitions": 2, "replication_factor": 1}
+            for k, n in [
+                ("cpu", "topic-cpu"),
+                ("mem", "topic-mem"),
+                ("net", "topic-net"),
+                ("disk", "topic-disk"),
+                ("alerts", "alerts"),
+            ]
+        },
+    }
+)
+
+
+def test_probe_output_is_parsed_and_bad_lines_are_reported():
+    facts = hostprobe.parse(PROBE_OUTPUT)
+    assert facts.load == (0.5, 0.4, 0.3)
+    assert (facts.mem_total_kb, facts.mem_available_kb) == (2048000, 1024000)
+    assert facts.disks == {"/var/lib/rtm": (512000, 42)}
+    kafka = facts.units["kafka.service"]
+    assert (kafka.active, kafka.restarts, kafka.uptime) == ("active", 2, 300.5)
+    assert facts.units["rtm-consumer@cpu_mem.service"].uptime is None
+    assert facts.checkpoints["cpu_mem"].offsets == {
+        "topic-cpu": {"0": 10, "1": 20},
+        "topic-mem": {"0": 5},
+    }
+    assert facts.output_age == {("cpu_mem", "aggregates"): 30.0}
+    assert len(facts.problems) == 1
+    assert "/broken" in facts.problems[0]
+
+
+def test_the_probe_script_asks_for_each_unit_and_path():
+    text = hostprobe.script(["kafka.service"], ["/var/lib/kafka"], "/var/lib/rtm")
+    assert "kafka.service" in text
+    assert "/var/lib/kafka" in text
+    assert "/var/lib/rtm/checkpoints" in text
+
+
+def test_units_follow_the_groups():
+    broker = Host("b1", {}, frozenset({"all", "kafka", "zookeeper"}))
+    producer = Host("p1", {}, frozenset({"all", "producers"}))
+    assert expected_units(broker, LAYOUT) == ["zookeeper.service", "kafka.service"]
+    assert expected_units(producer, LAYOUT) == ["rtm-producer.service"]
+    kraft = Layout({**LAYOUT.data, "kraft_enabled": True})
+    assert expected_units(broker, kraft) == ["kafka.service"]
+
+
+def view(ends, age=1.0):
+    return KafkaView(
+        end_offsets=ends,
+        newest_age={t: age for t in ("topic-cpu", "topic-mem", "topic-net", "topic-disk")},
+    )
+
+
+def facts_with(job, batch_age, offsets, output_age=5.0):
+    facts = hostprobe.HostFacts()
+    facts.checkpoints[job] = hostprobe.Checkpoint(job, 3, batch_age, offsets)
+    facts.output_age[(job, "aggregates")] = output_age
+    return facts
+
+
+def by_name(checks):
+    return {c.name: c for c in checks}
+
+
+def test_a_job_that_is_caught_up_is_healthy():
+    ends = {"topic-cpu": {0: 10}, "topic-mem": {0: 5}}
+    facts = {"c1": facts_with("cpu_mem", 500.0, {"topic-cpu": {"0": 10}, "topic-mem": {"0": 5}})}
+    check = by_name(pipeline_checks(LAYOUT, view(ends), facts, Limits()))["cpu_mem lag"]
+    assert check.ok
+    assert "0 records behind" in check.detail
+
+
+def test_a_stalled_job_with_lag_is_falling_behind():
+    ends = {"topic-cpu": {0: 110, 1: 50}, "topic-mem": {0: 5}}
+    facts = {
+        "c1": facts_with("cpu_mem", 500.0, {"topic-cpu": {"0": 10, "1": 20}, "topic-mem": {"0": 5}})
+    }
+    check = by_name(pipeline_checks(LAYOUT, view(ends), facts, Limits()))["cpu_mem lag"]
+    assert not check.ok
+    assert "falling behind: 130 records behind" in check.detail
+    assert check.host == "c1"
+
+
+def test_lag_within_a_recent_batch_is_keeping_up():
+    ends = {"topic-cpu": {0: 110}}
+    facts = {"c1": facts_with("cpu_mem", 3.0, {"topic-cpu": {"0": 10}})}
+    assert by_name(pipeline_checks(LAYOUT, view(ends), facts, Limits()))["cpu_mem lag"].ok
+
+
+def test_missing_checkpoints_and_silent_producer_fail():
+    checks = by_name(pipeline_checks(LAYOUT, view({}, age=900.0), {}, Limits()))
+    assert not checks["producer publishing"].ok
+    assert not checks["net_disk lag"].ok
+    assert checks["net_disk lag"].detail == "no checkpoint on any consumer host"
+
+
+def test_verdict_table_and_json_name_the_failures():
+    report = Report(inventory="inventory/lab")
+    report.add("b1", "kafka.service", True, "up 5m, 0 restarts")
+    report.add("b1", "zookeeper.service", False, "failed (failed), 3 restarts")
+    report.add(CLUSTER, "topic alerts", True, "ok")
+    assert not report.healthy
+    assert report.verdict() == "UNHEALTHY: 1 of 3 checks failed: b1 zookeeper.service"
+    table = report.to_table()
+    assert "FAIL  zookeeper.service" in table
+    assert table.splitlines()[-1].startswith("UNHEALTHY")
+    body = json.loads(report.to_json())
+    assert body["healthy"] is False
+    assert body["hosts"]["b1"][1] == {
+        "name": "zookeeper.service",
+        "ok": False,
+        "detail": "failed (failed), 3 restarts",
+    }
+
+
+def test_an_empty_report_is_not_healthy():
+    assert not Report(inventory="x").healthy
+    assert Report(inventory="x", checks=[Check("h", "ssh", True, "")]).healthy
