@@ -14,7 +14,7 @@ STAMPS := $(VENV)/.stamps
 # Debian packages the controller needs: a JDK and Maven for the artifact cache, nspawn and
 # debootstrap for the lab, ssh for Ansible, vagrant to validate the Vagrantfile.
 APT_PACKAGES := python3-venv openjdk-17-jdk-headless maven systemd-container debootstrap \
-	iproute2 openssh-client rsync
+	iproute2 openssh-client rsync vagrant
 
 export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible/ansible.cfg
