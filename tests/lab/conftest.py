@@ -1,0 +1,156 @@
+"""Shared fixtures for the lab tests: boot a lab from an inventory, run playbooks, ssh in.
+
+The lab tests need root and the systemd-nspawn lab (``make`` installs systemd-container and
+debootstrap and builds the artifact cache). Each inventory's lab is booted once per session
+and torn down at the end, so every session starts from fresh hosts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+VENV_BIN = REPO / ".venv" / "bin"
+ANSIBLE_CFG = REPO / "ansible" / "ansible.cfg"
+SSH_OPTS = [
+    "-o", "StrictHostKeyChecking=no",
+    "-o", "UserKnownHostsFile=/dev/null",
+    "-o", "LogLevel=ERROR",
+    "-o", "BatchMode=yes",
+    "-o", "ConnectTimeout=10",
+]  # fmt: skip
+_RECAP = re.compile(
+    r"^(?P<host>\S+)\s+:\s+ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)"
+    r"\s+failed=(?P<failed>\d+)",
+    re.MULTILINE,
+)
+
+
+def tool(name: str) -> str:
+    """A tool from the project's virtualenv, else from PATH."""
+    candidate = VENV_BIN / name
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which(name)
+    if not found:
+        pytest.skip(f"{name} not found (run `make` to create .venv)")
+    return found
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
+    env["ANSIBLE_CONFIG"] = str(ANSIBLE_CFG)
+    env["ANSIBLE_FORCE_COLOR"] = "0"
+    env["ANSIBLE_NOCOLOR"] = "1"
+    return env
+
+
+@dataclass
+class PlaybookRun:
+    returncode: int
+    output: str
+
+    @property
+    def recap(self) -> dict[str, dict[str, int]]:
+        return {
+            m["host"]: {k: int(m[k]) for k in ("ok", "changed", "unreachable", "failed")}
+            for m in _RECAP.finditer(self.output)
+        }
+
+
+@dataclass
+class Lab:
+    """A booted lab: its inventory and helpers to deploy to it and run commands on its hosts."""
+
+    inventory: Path
+    addresses: dict[str, str]
+
+    def playbook(
+        self, playbook: str = "ansible/site.yml", *extra: str, timeout: float = 1800
+    ) -> PlaybookRun:
+        cmd = [tool("ansible-playbook"), "-i", str(self.inventory), str(REPO / playbook), *extra]
+        proc = subprocess.run(
+            cmd, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=timeout, check=False
+        )
+        return PlaybookRun(proc.returncode, proc.stdout + proc.stderr)
+
+    def ssh(
+        self, host: str, command: str, *, timeout: float = 120, stdin: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["ssh", *SSH_OPTS, f"root@{self.addresses[host]}", command],
+            input=stdin, capture_output=True, text=True, timeout=timeout, check=False,
+        )  # fmt: skip
+
+
+def _require_root_lab() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("lab tests need root (systemd-nspawn)")
+    if not shutil.which("systemd-nspawn"):
+        pytest.skip("systemd-nspawn missing: apt-get install systemd-container debootstrap")
+    if not (REPO / "artifacts" / "manifest.json").exists():
+        pytest.skip("artifact cache missing: run `make artifacts`")
+
+
+def _addresses(inventory: Path) -> dict[str, str]:
+    out = subprocess.run(
+        [tool("ansible-inventory"), "-i", str(inventory), "--list"],
+        cwd=REPO, env=_env(), capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    hostvars = json.loads(out.stdout)["_meta"]["hostvars"]
+    return {h: str(v.get("ansible_host", h)) for h, v in hostvars.items()}
+
+
+def _lab(inventory_name: str) -> Iterator[Lab]:
+    _require_root_lab()
+    inventory = REPO / "inventory" / inventory_name
+    lab_cmd = [tool("rtm-lab")]
+    up = subprocess.run(
+        [*lab_cmd, "up", "-i", str(inventory)],
+        cwd=REPO, env=_env(), capture_output=True, text=True, timeout=900, check=False,
+    )  # fmt: skip
+    try:
+        assert up.returncode == 0, f"rtm-lab up failed:\n{up.stdout}\n{up.stderr}"
+        yield Lab(inventory=inventory, addresses=_addresses(inventory))
+    finally:
+        if os.environ.get("RTM_LAB_KEEP") != "1":
+            subprocess.run(
+                [*lab_cmd, "down", "-i", str(inventory)],
+                cwd=REPO, env=_env(), capture_output=True, text=True, timeout=300, check=False,
+            )  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def lab() -> Iterator[Lab]:
+    """The default lab (inventory/lab), booted fresh; RTM_LAB_KEEP=1 leaves it running."""
+    yield from _lab("lab")
+
+
+@pytest.fixture(scope="session")
+def lab_ha() -> Iterator[Lab]:
+    """The three-broker lab (inventory/lab-ha), booted fresh; RTM_LAB_KEEP=1 leaves it running."""
+    yield from _lab("lab-ha")
+
+
+@pytest.fixture(scope="session")
+def deploy() -> Callable[..., PlaybookRun]:
+    """Run a playbook once per (lab, playbook, extra args) per session; remember the result."""
+    cache: dict[tuple[str, str, tuple[str, ...]], PlaybookRun] = {}
+
+    def run(lab: Lab, playbook: str = "ansible/site.yml", *extra: str) -> PlaybookRun:
+        key = (str(lab.inventory), playbook, extra)
+        if key not in cache:
+            cache[key] = lab.playbook(playbook, *extra)
+        return cache[key]
+
+    return run

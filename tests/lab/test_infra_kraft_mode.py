@@ -1,0 +1,96 @@
+"""End to end on inventory/lab-ha in KRaft mode: three brokers as a combined controller quorum.
+
+lab up (fixture) -> ansible/infra.yml -e rtm_kafka_kraft_enabled=true -> quorum has a leader and
+three voters -> the six topics with replication 3 -> a message round trip with acks=all -> no
+ZooKeeper running -> a second run changes nothing -> lab down (fixture).
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+pytestmark = pytest.mark.lab
+
+KRAFT = ("-e", "rtm_kafka_kraft_enabled=true")
+BROKERS = ["ha-broker1", "ha-broker2", "ha-broker3"]
+TOPICS = ["topic-cpu", "topic-mem", "topic-net", "topic-disk", "alerts", "topic-dead-letter"]
+
+
+@pytest.fixture(scope="module")
+def first_run(lab_ha, deploy):
+    run = deploy(lab_ha, "ansible/infra.yml", *KRAFT)
+    assert run.returncode == 0, run.output[-6000:]
+    return run
+
+
+def bootstrap(lab_ha) -> str:
+    return ",".join(f"{lab_ha.addresses[b]}:9092" for b in BROKERS)
+
+
+def test_every_node_runs_kafka_and_no_zookeeper(lab_ha, first_run) -> None:
+    for host in BROKERS:
+        state = lab_ha.ssh(host, "systemctl is-active kafka.service zookeeper.service")
+        assert state.stdout.split()[0] == "active", (host, state.stdout)
+        assert state.stdout.split()[1] != "active", (host, state.stdout)
+        props = lab_ha.ssh(host, "grep -E '^(process.roles|node.id)=' /etc/kafka/server.properties")
+        assert "process.roles=broker,controller" in props.stdout, props.stdout
+
+
+def test_quorum_has_a_leader_and_three_voters(lab_ha, first_run) -> None:
+    result = lab_ha.ssh(
+        BROKERS[0],
+        f"kafka-metadata-quorum --bootstrap-server {bootstrap(lab_ha)} describe --status",
+    )
+    assert result.returncode == 0, result.stderr
+    status = dict(
+        (k.strip(), v.strip()) for k, v in (ln.split(":", 1) for ln in result.stdout.splitlines())
+    )
+    assert int(status["LeaderId"]) in {1, 2, 3}, status
+    assert status["CurrentVoters"].count('"id"') == 3, status
+
+
+def test_topics_replicated_three_times(lab_ha, first_run) -> None:
+    result = lab_ha.ssh(
+        BROKERS[0],
+        f"kafka-topics --bootstrap-server {bootstrap(lab_ha)} --describe --exclude-internal",
+    )
+    assert result.returncode == 0, result.stderr
+    rows = {
+        fields["Topic"]: fields
+        for line in result.stdout.splitlines()
+        if line.startswith("Topic:")
+        for fields in [dict(part.split(": ", 1) for part in line.split("\t") if ": " in part)]
+    }
+    assert set(TOPICS) <= set(rows), rows
+    for name in TOPICS:
+        # inventory/lab-ha/group_vars/all/rtm.yml: 6 partitions; three brokers -> replication 3
+        assert rows[name]["PartitionCount"] == "6", rows[name]
+        assert rows[name]["ReplicationFactor"] == "3", rows[name]
+        assert "min.insync.replicas=2" in rows[name]["Configs"], rows[name]
+
+
+def test_round_trip_with_acks_all(lab_ha, first_run) -> None:
+    marker = f"rtm-kraft-test-{uuid.uuid4()}"
+    produced = lab_ha.ssh(
+        BROKERS[1],
+        f"kafka-console-producer --bootstrap-server {bootstrap(lab_ha)} --topic topic-cpu"
+        " --producer-property acks=all",
+        stdin=marker + "\n",
+    )
+    assert produced.returncode == 0, produced.stderr
+    consumed = lab_ha.ssh(
+        BROKERS[2],
+        f"kafka-console-consumer --bootstrap-server {bootstrap(lab_ha)} --topic topic-cpu"
+        " --from-beginning --timeout-ms 30000 --max-messages 1000",
+        timeout=120,
+    )
+    assert marker in consumed.stdout.splitlines(), consumed.stdout + consumed.stderr
+
+
+def test_second_run_changes_nothing(lab_ha, first_run) -> None:
+    second = lab_ha.playbook("ansible/infra.yml", *KRAFT)
+    assert second.returncode == 0, second.output[-6000:]
+    changed = {host: r["changed"] for host, r in second.recap.items() if r["changed"]}
+    assert not changed, f"second run changed something: {changed}\n{second.output[-6000:]}"

@@ -1,0 +1,138 @@
+"""End to end on inventory/lab: the infra plays in ZooKeeper mode, then checks on the hosts.
+
+lab up (fixture) -> ansible/infra.yml (the infra plays site.yml imports) -> ZooKeeper serves ->
+broker registered -> the six topics with the inventory's partitions/replication -> a message
+round trip with the console tools -> every unit active and hardened -> a second run changes
+nothing -> lab down (fixture).
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+pytestmark = pytest.mark.lab
+
+BROKER = "broker1"
+TOPICS = ["topic-cpu", "topic-mem", "topic-net", "topic-disk", "alerts", "topic-dead-letter"]
+
+
+@pytest.fixture(scope="module")
+def first_run(lab, deploy):
+    run = deploy(lab, "ansible/infra.yml")
+    assert run.returncode == 0, run.output[-6000:]
+    return run
+
+
+def test_site_converges_on_every_host(lab, first_run) -> None:
+    recap = first_run.recap
+    assert set(recap) == set(lab.addresses), recap
+    assert all(r["failed"] == 0 and r["unreachable"] == 0 for r in recap.values()), recap
+
+
+def test_zookeeper_serves(lab, first_run) -> None:
+    address = lab.addresses[BROKER]
+    probe = (
+        "import socket,sys\n"
+        "def ask(cmd):\n"
+        f"    s = socket.create_connection(('{address}', 2181), timeout=5)\n"
+        "    s.sendall(cmd); data = b''\n"
+        "    while chunk := s.recv(4096): data += chunk\n"
+        "    return data.decode()\n"
+        "print(ask(b'ruok')); print(ask(b'srvr'))\n"
+    )
+    result = lab.ssh(BROKER, "python3 -", stdin=probe)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("imok"), result.stdout
+    assert "Mode: standalone" in result.stdout or "Mode: leader" in result.stdout, result.stdout
+
+
+def test_broker_registered_in_zookeeper(lab, first_run) -> None:
+    result = lab.ssh(BROKER, f"zookeeper-shell {lab.addresses[BROKER]}:2181 ls /brokers/ids")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[1]", result.stdout
+
+
+def test_topics_exist_with_inventory_shape(lab, first_run) -> None:
+    result = lab.ssh(
+        BROKER,
+        f"kafka-topics --bootstrap-server {lab.addresses[BROKER]}:9092"
+        " --describe --exclude-internal",
+    )
+    assert result.returncode == 0, result.stderr
+    rows = {
+        fields["Topic"]: fields
+        for line in result.stdout.splitlines()
+        if line.startswith("Topic:")
+        for fields in [dict(part.split(": ", 1) for part in line.split("\t") if ": " in part)]
+    }
+    assert set(TOPICS) <= set(rows), rows
+    for name in TOPICS:
+        # inventory/lab/group_vars/all/rtm.yml: 3 partitions; one broker -> replication 1
+        assert rows[name]["PartitionCount"] == "3", rows[name]
+        assert rows[name]["ReplicationFactor"] == "1", rows[name]
+    assert "retention.ms=86400000" in rows["topic-cpu"]["Configs"]
+    assert "retention.ms=1209600000" in rows["topic-dead-letter"]["Configs"]
+
+
+def test_console_producer_to_consumer_round_trip(lab, first_run) -> None:
+    bootstrap = f"{lab.addresses[BROKER]}:9092"
+    marker = f"rtm-lab-test-{uuid.uuid4()}"
+    produced = lab.ssh(
+        BROKER,
+        f"kafka-console-producer --bootstrap-server {bootstrap} --topic alerts",
+        stdin=marker + "\n",
+    )
+    assert produced.returncode == 0, produced.stderr
+    consumed = lab.ssh(
+        BROKER,
+        f"kafka-console-consumer --bootstrap-server {bootstrap} --topic alerts --from-beginning"
+        " --timeout-ms 30000 --max-messages 1000",
+        timeout=120,
+    )
+    assert marker in consumed.stdout.splitlines(), consumed.stdout + consumed.stderr
+
+
+@pytest.mark.parametrize(
+    ("host", "unit"), [(BROKER, "zookeeper.service"), (BROKER, "kafka.service")]
+)
+def test_units_active_enabled_and_hardened(lab, first_run, host: str, unit: str) -> None:
+    state = lab.ssh(host, f"systemctl is-active {unit}; systemctl is-enabled {unit}")
+    assert state.stdout.split() == ["active", "enabled"], state.stdout
+    props = lab.ssh(
+        host,
+        f"systemctl show {unit} -p User -p LimitNOFILE -p ProtectSystem"
+        " -p NoNewPrivileges -p Restart",
+    ).stdout
+    shown = dict(line.split("=", 1) for line in props.split())
+    assert shown["User"] in {"kafka", "zookeeper"}
+    assert int(shown["LimitNOFILE"]) >= 100000
+    assert shown["ProtectSystem"] == "strict"
+    assert shown["NoNewPrivileges"] == "yes"
+    assert shown["Restart"] == "on-failure"
+    exposure = lab.ssh(host, f"systemd-analyze security --no-pager {unit} | tail -1").stdout
+    level = float(exposure.split("level for")[1].split(":")[1].split()[0])
+    assert level <= 3.0, exposure
+
+
+def test_operator_tools_on_path(lab, first_run) -> None:
+    tools = [
+        "kafka-topics", "kafka-console-consumer", "kafka-console-producer",
+        "kafka-consumer-groups", "kafka-storage", "zookeeper-shell",
+    ]  # fmt: skip
+    result = lab.ssh(BROKER, "command -v " + " ".join(tools))
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.split()) == len(tools), result.stdout
+
+
+def test_hosts_resolve_each_other_by_name(lab, first_run) -> None:
+    result = lab.ssh("consumer1", f"getent hosts {BROKER}")
+    assert result.stdout.split()[0] == lab.addresses[BROKER], result.stdout
+
+
+def test_second_run_changes_nothing(lab, first_run) -> None:
+    second = lab.playbook("ansible/infra.yml")
+    assert second.returncode == 0, second.output[-6000:]
+    changed = {host: r["changed"] for host, r in second.recap.items() if r["changed"]}
+    assert not changed, f"second run changed something: {changed}\n{second.output[-6000:]}"
