@@ -1,6 +1,7 @@
 """fab status logic that needs no hosts: parsing the probe, judging units, lag and the verdict."""
 
 import json
+import subprocess
 
 from rtm.health import hostprobe
 from rtm.health.cluster import KafkaView
@@ -15,10 +16,10 @@ PROBE_OUTPUT = "\n".join(
         "mem\tMemTotal\t2048000",
         "mem\tMemAvailable\t1024000",
         "disk\t/var/lib/rtm\t512000\t42",
-        "unit\tkafka.service\tActiveState=active SubState=running NRestarts=2 "
-        "ActiveEnterTimestampMonotonic=100000000",
-        "unit\trtm-consumer@cpu_mem.service\tActiveState=failed SubState=failed NRestarts=5 "
-        "ActiveEnterTimestampMonotonic=0",
+        "unit\tkafka.service\tActiveState=active\tSubState=running\tNRestarts=2"
+        "\tActiveEnterTimestampMonotonic=100000000",
+        "unit\trtm-consumer@cpu_mem.service\tActiveState=failed\tSubState=failed\tNRestarts=5"
+        "\tActiveEnterTimestampMonotonic=0",
         "now\t400.5",
         'checkpoint\tcpu_mem\t7\t12\t{"topic-cpu":{"0":10,"1":20},"topic-mem":{"0":5}}',
         "output\tcpu_mem\taggregates\t30",
@@ -68,10 +69,12 @@ def test_probe_output_is_parsed_and_bad_lines_are_reported():
 
 
 def test_the_probe_script_asks_for_each_unit_and_path():
-    text = hostprobe.script(["kafka.service"], ["/var/lib/kafka"], "/var/lib/rtm")
-    assert "kafka.service" in text
-    assert "/var/lib/kafka" in text
-    assert "/var/lib/rtm/checkpoints" in text
+    assert hostprobe.command(["kafka.service", "a b"], sudo=False) == "sh -s -- kafka.service 'a b'"
+    assert hostprobe.command([], sudo=True) == "sudo -n sh -s --"
+    result = subprocess.run(
+        ["sh", "-n"], input=hostprobe.script(), capture_output=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
 
 
 def test_units_follow_the_groups():

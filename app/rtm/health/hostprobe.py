@@ -1,6 +1,6 @@
 """Everything ``fab status`` learns about one host, in one SSH round trip.
 
-A small POSIX shell script prints tab-separated facts; ``parse`` turns them into ``HostFacts``.
+``probe.sh`` prints tab-separated facts; ``parse`` turns them into ``HostFacts``.
 Keeping the remote side to ``sh``, ``systemctl``, ``df`` and ``/proc`` means nothing has to be
 installed on the hosts for the report to work.
 """
@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 import shlex
 from dataclasses import dataclass, field
+from pathlib import Path
 
-# The query of each consumer job whose Kafka offsets define its progress.
-PROGRESS_QUERY = "windows"
+PROBE = Path(__file__).with_name("probe.sh")
 
 
 @dataclass(frozen=True)
@@ -44,49 +44,14 @@ class HostFacts:
     problems: list[str] = field(default_factory=list)
 
 
-def script(units: list[str], disk_paths: list[str], rtm_data_dir: str | None) -> str:
-    """The probe: prints one fact per line, never fails half-way."""
-    quoted_units = " ".join(shlex.quote(u) for u in units)
-    quoted_paths = " ".join(shlex.quote(p) for p in disk_paths)
-    lines = [
-        "export LC_ALL=C",
-        "now=$(cut -d' ' -f1 /proc/uptime)",
-        "printf 'load\\t%s\\n' \"$(cut -d' ' -f1-3 /proc/loadavg)\"",
-        'awk \'/^MemTotal:|^MemAvailable:/ {sub(":","",$1); print "mem\\t" $1 "\\t" $2}\' '
-        "/proc/meminfo",
-        f'for p in {quoted_paths}; do [ -d "$p" ] && df -Pk "$p" | '
-        'awk -v p="$p" \'NR==2 {sub("%","",$5); print "disk\\t" p "\\t" $4 "\\t" $5}\'; '
-        "done",
-        f"for u in {quoted_units} $(systemctl list-units --all --plain --no-legend "
-        "'rtm-consumer@*' 2>/dev/null | awk '{print $1}'); do",
-        '  printf \'unit\\t%s\\t%s\\n\' "$u" "$(systemctl show "$u" '
-        "-p ActiveState,SubState,NRestarts,ActiveEnterTimestampMonotonic | paste -sd' ')\"",
-        "done",
-        "printf 'now\\t%s\\n' \"$now\"",
-    ]
-    if rtm_data_dir:
-        base = shlex.quote(rtm_data_dir)
-        lines += [
-            f"for d in {base}/checkpoints/*/{PROGRESS_QUERY}; do",
-            '  [ -d "$d/commits" ] || continue',
-            '  job=$(basename "$(dirname "$d")")',
-            "  n=$(ls \"$d/commits\" 2>/dev/null | grep -E '^[0-9]+$' | sort -n | tail -1)",
-            '  [ -n "$n" ] || continue',
-            '  age=$(( $(date +%s) - $(stat -c %Y "$d/commits/$n") ))',
-            '  printf \'checkpoint\\t%s\\t%s\\t%s\\t%s\\n\' "$job" "$n" "$age" '
-            '"$(sed -n 3p "$d/offsets/$n")"',
-            "done",
-            f"for d in {base}/output/*/stream/alerts {base}/output/*/stream/aggregates; do",
-            '  [ -d "$d" ] || continue',
-            "  newest=$(find \"$d\" -maxdepth 1 -type f -name 'part-*' -printf '%T@\\n' "
-            "| sort -n | tail -1)",
-            '  [ -n "$newest" ] || continue',
-            '  job=$(basename "$(dirname "$(dirname "$d")")")',
-            '  printf \'output\\t%s\\t%s\\t%s\\n\' "$job" "$(basename "$d")" '
-            '"$(( $(date +%s) - ${newest%.*} ))"',
-            "done",
-        ]
-    return "\n".join(lines) + "\n"
+def script() -> str:
+    """The probe's text; the units to report are its arguments (``sh -s -- UNIT...``)."""
+    return PROBE.read_text()
+
+
+def command(units: list[str], sudo: bool) -> str:
+    words = ["sudo", "-n"] if sudo else []
+    return " ".join([*words, "sh", "-s", "--", *(shlex.quote(u) for u in units)])
 
 
 def parse(text: str) -> HostFacts:
@@ -100,7 +65,7 @@ def parse(text: str) -> HostFacts:
             if kind == "now":
                 now = float(fields[0])
             elif kind == "unit":
-                unit, entered[fields[0]] = _unit(fields[0], fields[1])
+                unit, entered[fields[0]] = _unit(fields[0], fields[1:])
                 facts.units[unit.name] = unit
             elif kind in _FACTS:
                 _FACTS[kind](facts, rest, fields)
@@ -146,8 +111,8 @@ def _output(facts: HostFacts, _: str, fields: list[str]) -> None:
 _FACTS = {"load": _load, "mem": _mem, "disk": _disk, "checkpoint": _checkpoint, "output": _output}
 
 
-def _unit(name: str, props: str) -> tuple[Unit, float]:
-    values = dict(item.split("=", 1) for item in props.split() if "=" in item)
+def _unit(name: str, props: list[str]) -> tuple[Unit, float]:
+    values = dict(item.split("=", 1) for item in props if "=" in item)
     mono = int(values.get("ActiveEnterTimestampMonotonic", "0") or 0) / 1e6
     restarts = int(values.get("NRestarts", "0") or 0)
     unit = Unit(name, values.get("ActiveState", "unknown"), values.get("SubState", "unknown"),

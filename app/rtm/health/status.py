@@ -67,30 +67,20 @@ def expected_units(host: Host, layout: Layout) -> list[str]:
     return units
 
 
-def disk_paths(host: Host, layout: Layout) -> list[str]:
-    paths = layout.data.get("paths", {})
-    wanted: list[str] = []
-    if host.name in layout.kafka_brokers:
-        wanted += list(paths.get("kafka_log_dirs", []))
-    if host.name in layout.zookeeper_hosts:
-        wanted += [p for p in [paths.get("zookeeper_data_dir")] if p]
-    if {layout.group("producers"), layout.group("consumers")} & host.groups:
-        wanted += [p for p in [paths.get("rtm_data_dir")] if p]
-    return wanted or ["/"]
-
-
 def probe_host(
     host: Host, layout: Layout, limits: Limits
 ) -> tuple[list[Check], hostprobe.HostFacts]:
     units = expected_units(host, layout)
-    is_app = {layout.group("producers"), layout.group("consumers")} & host.groups
-    rtm_dir = layout.data.get("paths", {}).get("rtm_data_dir") if is_app else None
-    script = hostprobe.script(units, disk_paths(host, layout), rtm_dir)
-    command = "sh -s" if host.vars.get("ansible_user", "root") == "root" else "sudo -n sh -s"
+    sudo = host.vars.get("ansible_user", "root") != "root"
     try:
         with connection(host, limits.timeout) as conn:
-            result = conn.run(command, in_stream=_Stdin(script), hide=True, warn=True,
-                              timeout=limits.timeout * 2)  # fmt: skip
+            result = conn.run(
+                hostprobe.command(units, sudo),
+                in_stream=_Stdin(hostprobe.script()),
+                hide=True,
+                warn=True,
+                timeout=limits.timeout * 2,
+            )
     except Exception as exc:  # any paramiko or socket error means unreachable
         return [Check(host.name, "ssh", False, f"{host.address}: {exc or type(exc).__name__}")], (
             hostprobe.HostFacts()

@@ -1,0 +1,33 @@
+#!/bin/sh
+# The fab status probe, run on each host as `sh -s -- UNIT...` with this file on stdin.
+# Prints one tab-separated fact per line (see rtm/health/hostprobe.py) and needs nothing but
+# sh, systemctl, df and /proc. Disk space is checked where the services write (their units'
+# ReadWritePaths); the consumers' progress under their working directory.
+export LC_ALL=C
+printf 'load\t%s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
+awk '/^MemTotal:|^MemAvailable:/ {sub(":","",$1); print "mem\t" $1 "\t" $2}' /proc/meminfo
+paths=/; rtm=
+for u in "$@" $(systemctl list-units --all --plain --no-legend 'rtm-consumer@*' 2>/dev/null | awk '{print $1}'); do
+  printf 'unit\t%s' "$u"
+  systemctl show "$u" -p ActiveState,SubState,NRestarts,ActiveEnterTimestampMonotonic | while read -r prop; do printf '\t%s' "$prop"; done; printf '\n'
+  paths="$paths $(systemctl show "$u" -p ReadWritePaths --value)"
+  case "$u" in rtm-consumer@*) rtm=$(systemctl show "$u" -p WorkingDirectory --value);; esac
+done
+printf 'now\t%s\n' "$(cut -d' ' -f1 /proc/uptime)"
+for p in $(printf '%s\n' $paths | sort -u); do [ -d "$p" ] && df -Pk "$p" | awk -v p="$p" 'NR==2 {sub("%","",$5); print "disk\t" p "\t" $4 "\t" $5}'; done
+[ -n "$rtm" ] || exit 0
+for d in "$rtm"/checkpoints/*/windows; do
+  [ -d "$d/commits" ] || continue
+  job=$(basename "$(dirname "$d")")
+  n=$(ls "$d/commits" 2>/dev/null | grep -E '^[0-9]+$' | sort -n | tail -1)
+  [ -n "$n" ] || continue
+  age=$(( $(date +%s) - $(stat -c %Y "$d/commits/$n") ))
+  printf 'checkpoint\t%s\t%s\t%s\t%s\n' "$job" "$n" "$age" "$(sed -n 3p "$d/offsets/$n")"
+done
+for d in "$rtm"/output/*/stream/alerts "$rtm"/output/*/stream/aggregates; do
+  [ -d "$d" ] || continue
+  newest=$(find "$d" -maxdepth 1 -type f -name 'part-*' -printf '%T@\n' | sort -n | tail -1)
+  [ -n "$newest" ] || continue
+  job=$(basename "$(dirname "$(dirname "$d")")")
+  printf 'output\t%s\t%s\t%s\n' "$job" "$(basename "$d")" "$(( $(date +%s) - ${newest%.*} ))"
+done
