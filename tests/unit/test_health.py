@@ -72,7 +72,7 @@ def test_the_probe_script_asks_for_each_unit_and_path():
     assert hostprobe.command(["kafka.service", "a b"], sudo=False) == "sh -s -- kafka.service 'a b'"
     assert hostprobe.command([], sudo=True) == "sudo -n sh -s --"
     result = subprocess.run(
-        ["sh", "-n"], input=hostprobe.script(), capture_output=True, check=False
+        ["sh", "-n"], input=hostprobe.script(), capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stderr
 
