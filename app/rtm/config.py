@@ -1,0 +1,430 @@
+"""The one YAML configuration file shared by the producer and the consumers.
+
+The file is a nested mapping (Ansible renders it from the inventory). Every value is validated
+here, and every error names the key path, e.g. ``consumer.window.size: expected a duration like
+'30 seconds', got 'soon'``. Relative paths are resolved against the directory of the file.
+The full schema, with defaults, is documented in ``app/README.md``.
+"""
+
+from __future__ import annotations
+
+import glob
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import yaml
+
+# Documented default topic names (the design's interface names).
+DEFAULT_TOPICS = (
+    ("cpu", "topic-cpu"),
+    ("mem", "topic-mem"),
+    ("net", "topic-net"),
+    ("disk", "topic-disk"),
+    ("alerts", "alerts"),
+    ("dead_letter", "topic-dead-letter"),
+)
+# Documented default alert thresholds, by metric (see rtm.records).
+DEFAULT_THRESHOLDS = (
+    ("cpu_pct", 85.0),
+    ("mem_pct", 90.0),
+    ("net_in_bytes_per_s", 40_000_000.0),
+    ("net_out_bytes_per_s", 40_000_000.0),
+    ("disk_pct", 90.0),
+)
+COMPRESSIONS = ("gzip", "lz4", "snappy", "zstd", "none")
+_DURATION = re.compile(
+    r"^\s*(\d+(?:\.\d+)?)\s*(ms|milliseconds?|s|secs?|seconds?|m|mins?|minutes?|h|hours?)\s*$"
+)
+_UNIT_SECONDS = MappingProxyType({"ms": 0.001, "millis": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0})
+_TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+
+
+class ConfigError(ValueError):
+    """The configuration file is unreadable or invalid; the message names the key path."""
+
+
+@dataclass(frozen=True)
+class Topics:
+    cpu: str
+    mem: str
+    net: str
+    disk: str
+    alerts: str
+    dead_letter: str
+
+    def for_kind(self, kind: str) -> str:
+        """The topic of one metric kind (cpu, mem, net, disk)."""
+        return str(getattr(self, kind))
+
+
+@dataclass(frozen=True)
+class KafkaConfig:
+    bootstrap_servers: tuple[str, ...]
+    topics: Topics
+
+
+@dataclass(frozen=True)
+class ReplayConfig:
+    data_dir: Path | None  # None: the sample data shipped in the package
+    pace: str  # "rows" or "event_time"
+    rate: float
+    speedup: float
+    as_fast_as_possible: bool
+    loop: bool
+
+
+@dataclass(frozen=True)
+class LiveConfig:
+    server_id: str | None
+    interval: float
+    disk_path: str
+
+
+@dataclass(frozen=True)
+class DeliveryConfig:
+    retries: int
+    compression: str
+    linger_ms: int
+    request_timeout_ms: int
+    delivery_timeout_ms: int
+
+
+@dataclass(frozen=True)
+class ProducerConfig:
+    mode: str  # "replay" or "live"
+    host: str | None
+    stats_interval: float
+    replay: ReplayConfig
+    live: LiveConfig
+    delivery: DeliveryConfig
+
+
+@dataclass(frozen=True)
+class SparkConfig:
+    master: str
+    jars: tuple[Path, ...]
+    shuffle_partitions: int
+    conf: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class WindowConfig:
+    size: int  # seconds
+    slide: int
+    watermark: int
+
+
+@dataclass(frozen=True)
+class TriggerConfig:
+    interval: float
+    available_now: bool
+
+
+@dataclass(frozen=True)
+class ConsumerConfig:
+    spark: SparkConfig
+    window: WindowConfig
+    trigger: TriggerConfig
+    starting_offsets: str
+    max_offsets_per_trigger: int | None
+    checkpoint_dir: Path
+    output_dir: Path
+    thresholds: tuple[tuple[str, float], ...]
+
+    def threshold(self, metric: str) -> float:
+        return dict(self.thresholds)[metric]
+
+
+@dataclass(frozen=True)
+class Config:
+    kafka: KafkaConfig
+    producer: ProducerConfig
+    consumer: ConsumerConfig | None
+    source: Path | None = None
+
+    def require_consumer(self) -> ConsumerConfig:
+        if self.consumer is None:
+            raise ConfigError("consumer: section missing; the consumers need it")
+        return self.consumer
+
+
+class _Section:
+    """A mapping being validated: typed getters that name the key path in every error."""
+
+    def __init__(self, data: object, path: str, base: Path) -> None:
+        if data is None:
+            data = {}
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{path or '<top>'}: expected a mapping, got {_show(data)}")
+        self.data: Mapping[str, Any] = data
+        self.path = path
+        self.base = base
+        self.seen: set[str] = set()
+
+    def key(self, name: str) -> str:
+        return f"{self.path}.{name}" if self.path else name
+
+    def raw(self, name: str, default: object = None) -> Any:
+        self.seen.add(name)
+        return self.data.get(name, default)
+
+    def section(self, name: str) -> _Section:
+        return _Section(self.raw(name), self.key(name), self.base)
+
+    def required(self, name: str) -> Any:
+        value = self.raw(name)
+        if value is None:
+            raise ConfigError(f"{self.key(name)}: required key is missing")
+        return value
+
+    def string(self, name: str, default: str | None) -> str | None:
+        value = self.raw(name, default)
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigError(f"{self.key(name)}: expected a non-empty string, got {_show(value)}")
+        return value.strip()
+
+    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+        value = self.raw(name, default)
+        if value not in choices:
+            raise ConfigError(
+                f"{self.key(name)}: expected one of {list(choices)}, got {_show(value)}"
+            )
+        return str(value)
+
+    def boolean(self, name: str, default: bool) -> bool:
+        value = self.raw(name, default)
+        if not isinstance(value, bool):
+            raise ConfigError(f"{self.key(name)}: expected true or false, got {_show(value)}")
+        return value
+
+    def number(self, name: str, default: float, *, positive: bool = True) -> float:
+        value = self.raw(name, default)
+        ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+        if not ok or (positive and value <= 0) or value < 0:
+            kind = "a positive number" if positive else "a number >= 0"
+            raise ConfigError(f"{self.key(name)}: expected {kind}, got {_show(value)}")
+        return float(value)
+
+    def integer(self, name: str, default: int | None, *, minimum: int = 0) -> int | None:
+        value = self.raw(name, default)
+        if value is None:
+            return None
+        if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+            raise ConfigError(
+                f"{self.key(name)}: expected an integer >= {minimum}, got {_show(value)}"
+            )
+        return value
+
+    def duration(self, name: str, default: str, *, whole: bool = False) -> float:
+        value = self.raw(name, default)
+        seconds = parse_duration(value)
+        if seconds is None or seconds <= 0 or (whole and seconds != int(seconds)):
+            what = "a whole number of seconds like '30 seconds'" if whole else "a duration"
+            raise ConfigError(
+                f"{self.key(name)}: expected {what} like '30 seconds', got {_show(value)}"
+            )
+        return seconds
+
+    def path_value(self, name: str, *, required: bool) -> Path | None:
+        value = self.required(name) if required else self.raw(name)
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{self.key(name)}: expected a path, got {_show(value)}")
+        return (self.base / Path(value).expanduser()).resolve()
+
+    def done(self) -> None:
+        unknown = sorted(set(self.data) - self.seen)
+        if unknown:
+            raise ConfigError(
+                f"{self.key(str(unknown[0]))}: unknown key (known keys here: {sorted(self.seen)})"
+            )
+
+
+def _show(value: object) -> str:
+    return repr(value) if value is not None else "nothing"
+
+
+def parse_duration(value: object) -> float | None:
+    """Seconds from ``30``, ``'30 seconds'``, ``'10s'``, ``'500 ms'``, ``'2 min'``; else None."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value) if math.isfinite(value) else None
+    if not isinstance(value, str):
+        return None
+    match = _DURATION.match(value.lower())
+    if not match:
+        return None
+    unit = match.group(2)
+    if unit.startswith("millis"):
+        unit = "millis"
+    elif unit != "ms":
+        unit = unit[0]
+    return float(match.group(1)) * _UNIT_SECONDS[unit]
+
+
+def load(path: Path) -> Config:
+    """Read and validate the configuration file at ``path``."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the configuration file: {exc.strerror}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    return parse(data, base=path.resolve().parent, source=path)
+
+
+def parse(data: object, *, base: Path, source: Path | None = None) -> Config:
+    """Validate an already-loaded mapping; relative paths are resolved against ``base``."""
+    top = _Section(data, "", base)
+    kafka = _kafka(top.section("kafka"))
+    producer = _producer(top.section("producer"))
+    consumer = _consumer(top.section("consumer")) if top.raw("consumer") is not None else None
+    top.done()
+    return Config(kafka=kafka, producer=producer, consumer=consumer, source=source)
+
+
+def _kafka(sec: _Section) -> KafkaConfig:
+    servers = sec.required("bootstrap_servers")
+    if isinstance(servers, str):
+        servers = [s.strip() for s in servers.split(",") if s.strip()]
+    ok = isinstance(servers, list) and servers
+    if not ok or not all(isinstance(s, str) and re.match(r"^[^\s:]+:\d+$", s) for s in servers):
+        raise ConfigError(
+            f"{sec.key('bootstrap_servers')}: expected a list of 'host:port', got {_show(servers)}"
+        )
+    tsec = sec.section("topics")
+    names = {}
+    for kind, default in DEFAULT_TOPICS:
+        name = tsec.string(kind, default)
+        if name is None or not _TOPIC.match(name):
+            raise ConfigError(f"{tsec.key(kind)}: not a valid Kafka topic name: {_show(name)}")
+        names[kind] = name
+    tsec.done()
+    if len(set(names.values())) != len(names):
+        raise ConfigError(f"{tsec.path}: every topic must have its own name, got {names}")
+    sec.done()
+    return KafkaConfig(bootstrap_servers=tuple(servers), topics=Topics(**names))
+
+
+def _producer(sec: _Section) -> ProducerConfig:
+    mode = sec.choice("mode", "replay", ("replay", "live"))
+    host = sec.string("host", None)
+    stats = sec.duration("stats_interval", "10 seconds")
+    rsec = sec.section("replay")
+    replay = ReplayConfig(
+        data_dir=rsec.path_value("data_dir", required=False),
+        pace=rsec.choice("pace", "rows", ("rows", "event_time")),
+        rate=rsec.number("rate", 1.0),
+        speedup=rsec.number("speedup", 1.0),
+        as_fast_as_possible=rsec.boolean("as_fast_as_possible", False),
+        loop=rsec.boolean("loop", False),
+    )
+    rsec.done()
+    lsec = sec.section("live")
+    live = LiveConfig(
+        server_id=lsec.string("server_id", None),
+        interval=lsec.duration("interval", "1 second"),
+        disk_path=lsec.string("disk_path", "/") or "/",
+    )
+    lsec.done()
+    dsec = sec.section("delivery")
+    delivery = DeliveryConfig(
+        retries=dsec.integer("retries", 5, minimum=1) or 5,
+        compression=dsec.choice("compression", "gzip", COMPRESSIONS),
+        linger_ms=dsec.integer("linger_ms", 20) or 0,
+        request_timeout_ms=int(dsec.duration("request_timeout", "30 seconds") * 1000),
+        delivery_timeout_ms=int(dsec.duration("delivery_timeout", "2 minutes") * 1000),
+    )
+    dsec.done()
+    if delivery.delivery_timeout_ms < delivery.request_timeout_ms + delivery.linger_ms:
+        raise ConfigError(
+            f"{dsec.key('delivery_timeout')}: must be at least request_timeout + linger_ms"
+        )
+    sec.done()
+    return ProducerConfig(
+        mode=mode, host=host, stats_interval=stats, replay=replay, live=live, delivery=delivery
+    )
+
+
+def _consumer(sec: _Section) -> ConsumerConfig:
+    ssec = sec.section("spark")
+    spark = SparkConfig(
+        master=ssec.string("master", "local[2]") or "local[2]",
+        jars=_jars(ssec),
+        shuffle_partitions=ssec.integer("shuffle_partitions", 4, minimum=1) or 4,
+        conf=_spark_conf(ssec),
+    )
+    ssec.done()
+    wsec = sec.section("window")
+    window = WindowConfig(
+        size=int(wsec.duration("size", "30 seconds", whole=True)),
+        slide=int(wsec.duration("slide", "10 seconds", whole=True)),
+        watermark=int(wsec.duration("watermark", "10 seconds", whole=True)),
+    )
+    if window.slide > window.size:
+        raise ConfigError(f"{wsec.key('slide')}: must not be longer than {wsec.key('size')}")
+    wsec.done()
+    tsec = sec.section("trigger")
+    trigger = TriggerConfig(
+        interval=tsec.duration("interval", "10 seconds"),
+        available_now=tsec.boolean("available_now", False),
+    )
+    tsec.done()
+    hsec = sec.section("thresholds")
+    thresholds = tuple(
+        (metric, hsec.number(metric, default, positive=False))
+        for metric, default in DEFAULT_THRESHOLDS
+    )
+    hsec.done()
+    consumer = ConsumerConfig(
+        spark=spark,
+        window=window,
+        trigger=trigger,
+        starting_offsets=sec.choice("starting_offsets", "earliest", ("earliest", "latest")),
+        max_offsets_per_trigger=sec.integer("max_offsets_per_trigger", None, minimum=1),
+        checkpoint_dir=_required_path(sec, "checkpoint_dir"),
+        output_dir=_required_path(sec, "output_dir"),
+        thresholds=thresholds,
+    )
+    sec.done()
+    return consumer
+
+
+def _required_path(sec: _Section, name: str) -> Path:
+    path = sec.path_value(name, required=True)
+    if path is None:  # pragma: no cover - required=True raises instead
+        raise ConfigError(f"{sec.key(name)}: required key is missing")
+    return path
+
+
+def _jars(sec: _Section) -> tuple[Path, ...]:
+    value = sec.raw("jars", [])
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ConfigError(f"{sec.key('jars')}: expected a list of jar paths, got {_show(value)}")
+    jars: list[Path] = []
+    for item in value:
+        pattern = str(sec.base / Path(item).expanduser())
+        jars.extend(sorted(Path(p).resolve() for p in glob.glob(pattern)) or [Path(pattern)])
+    return tuple(jars)
+
+
+def _spark_conf(sec: _Section) -> tuple[tuple[str, str], ...]:
+    value = sec.raw("conf", {})
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{sec.key('conf')}: expected a mapping of Spark settings")
+    pairs = []
+    for key, item in value.items():
+        if not isinstance(key, str) or isinstance(item, Mapping | list) or item is None:
+            raise ConfigError(f"{sec.key('conf')}.{key}: expected a scalar value, got {item!r}")
+        text = str(item).lower() if isinstance(item, bool) else str(item)
+        pairs.append((key, text))
+    return tuple(pairs)

@@ -1,0 +1,1 @@
+"""The Spark consumers: windowed aggregates and threshold alerts over the metric topics."""

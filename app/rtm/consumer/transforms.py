@@ -1,0 +1,194 @@
+"""Pure DataFrame transforms shared by the streaming and the batch mode.
+
+raw Kafka rows -> ``parse`` -> ``quarantined`` (invalid, with a reason)
+                            -> ``measurements`` (valid, one row per metric value)
+                            -> ``aggregate`` (per server, window, metric)
+                            -> ``alerts`` (value above threshold)
+
+A window is *final* when its end is at or before the watermark: the largest event time seen
+minus the watermark delay. Streaming (append mode) emits exactly those windows; batch mode
+applies ``final_windows`` to give the same answer on the same data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import reduce
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F  # noqa: N812  (the usual Spark spelling)
+
+from rtm.config import Topics, WindowConfig
+from rtm.consumer.jobs import Job
+from rtm.records import Kind
+
+TS_PATTERN = "yyyy-MM-dd'T'HH:mm:ss[.SSS]XXX"
+ISO_OUT = "yyyy-MM-dd'T'HH:mm:ss'Z'"
+_CORRUPT = "_corrupt_record"
+
+
+def _json_schema(job: Job) -> str:
+    fields = ["server_id", "ts", *(m.name for k in job.kinds for m in k.metrics)]
+    return ", ".join(f"`{f}` STRING" for f in dict.fromkeys(fields)) + f", `{_CORRUPT}` STRING"
+
+
+def _kind_problems(k: Kind) -> Column:
+    """Every problem of a parsed record of kind ``k`` joined by '; ', or '' when it is valid."""
+    problems: list[Column] = []
+    for field in ("server_id", "ts"):
+        text = F.col(f"j.{field}")
+        problems.append(
+            F.when(text.isNull() | (F.trim(text) == ""), F.lit(f"missing field {field}"))
+        )
+    problems.append(
+        F.when(
+            F.col("j.ts").isNotNull() & F.col("event_time").isNull(),
+            F.lit("ts: not an ISO-8601 timestamp"),
+        )
+    )
+    for m in k.metrics:
+        text, value = F.col(f"j.{m.name}"), F.col(f"j.{m.name}").try_cast("double")
+        problems.append(F.when(text.isNull(), F.lit(f"missing field {m.name}")))
+        problems.append(
+            F.when(
+                text.isNotNull() & (value.isNull() | F.isnan(value)),
+                F.lit(f"{m.name}: not a number"),
+            )
+        )
+        problems.append(F.when(value < 0, F.lit(f"{m.name}: negative value")))
+        if m.maximum is not None:
+            problems.append(F.when(value > m.maximum, F.lit(f"{m.name}: above {m.maximum:g}")))
+    return F.concat_ws("; ", *problems)
+
+
+def parse(raw: DataFrame, job: Job, topics: Topics) -> DataFrame:
+    """Kafka rows (topic, partition, offset, timestamp, value) to parsed rows with a ``reason``.
+
+    ``reason`` is null for a valid record, else why it is not (not JSON, missing or bad field).
+    """
+    topic_kind = {topics.for_kind(k.name): k for k in job.kinds}
+    parsed = raw.select(
+        F.col("topic"),
+        F.col("partition"),
+        F.col("offset"),
+        F.col("timestamp").alias("kafka_timestamp"),
+        F.col("value").cast("string").alias("value"),
+    ).withColumn("j", F.from_json("value", _json_schema(job), {"mode": "PERMISSIVE"}))
+    parsed = parsed.withColumn("event_time", F.try_to_timestamp("j.ts", F.lit(TS_PATTERN)))
+    by_topic = reduce(
+        lambda acc, item: acc.when(F.col("topic") == item[0], _kind_problems(item[1])),
+        topic_kind.items(),
+        F.when(F.lit(False), F.lit("")),
+    ).otherwise(F.lit("unexpected topic"))
+    invalid_json = F.col("j").isNull() | F.col(f"j.{_CORRUPT}").isNotNull()
+    reason = F.when(invalid_json, F.lit("not a JSON object")).otherwise(
+        F.nullif(by_topic, F.lit(""))
+    )
+    return parsed.withColumn("reason", reason)
+
+
+def quarantined(parsed: DataFrame, job: Job) -> DataFrame:
+    """The invalid records, with their raw value and the reason, for the quarantine output."""
+    return parsed.where(F.col("reason").isNotNull()).select(
+        F.lit(job.name).alias("job"),
+        "topic",
+        "partition",
+        "offset",
+        F.date_format("kafka_timestamp", "yyyy-MM-dd'T'HH:mm:ss.SSS'Z'").alias("kafka_timestamp"),
+        "reason",
+        "value",
+    )
+
+
+def measurements(parsed: DataFrame, job: Job, topics: Topics) -> DataFrame:
+    """Valid records as (server_id, event_time, metric, value), one row per aggregated metric."""
+    valid = parsed.where(F.col("reason").isNull())
+    parts = [
+        valid.where(F.col("topic") == topics.for_kind(kind_name)).select(
+            F.col("j.server_id").alias("server_id"),
+            F.col("event_time"),
+            F.lit(metric).alias("metric"),
+            F.col(f"j.{metric}").try_cast("double").alias("value"),
+        )
+        for kind_name, metric in job.metrics
+    ]
+    return reduce(DataFrame.unionByName, parts)
+
+
+def aggregate(measured: DataFrame, job: Job, window: WindowConfig) -> DataFrame:
+    """Per server, metric and sliding event-time window: the job's aggregate and sample count."""
+    func = F.avg if job.aggregation == "avg" else F.max
+    grouped = measured.groupBy(
+        F.window("event_time", f"{window.size} seconds", f"{window.slide} seconds").alias("w"),
+        "server_id",
+        "metric",
+    ).agg(func("value").alias("value"), F.count("value").alias("samples"))
+    return grouped.select(
+        F.lit(job.name).alias("job"),
+        "server_id",
+        "metric",
+        F.lit(job.aggregation).alias("aggregation"),
+        F.col("w.start").alias("window_start"),
+        F.col("w.end").alias("window_end"),
+        "value",
+        "samples",
+    )
+
+
+def final_windows(aggregated: DataFrame, max_event_time: object, window: WindowConfig) -> DataFrame:
+    """Batch mode: keep the windows streaming would have emitted (end <= max time - delay)."""
+    if max_event_time is None:
+        return aggregated.limit(0)
+    cutoff = F.lit(max_event_time).cast("timestamp") - F.expr(
+        f"INTERVAL {window.watermark} SECONDS"
+    )
+    return aggregated.where(F.col("window_end") <= cutoff)
+
+
+def report_rows(aggregated: DataFrame) -> DataFrame:
+    """Aggregates with the window bounds as ISO-8601 UTC strings (the file output)."""
+    return aggregated.withColumn("window_start", F.date_format("window_start", ISO_OUT)).withColumn(
+        "window_end", F.date_format("window_end", ISO_OUT)
+    )
+
+
+def alerts(aggregated: DataFrame, job: Job, thresholds: Mapping[str, float]) -> DataFrame:
+    """One alert per window, server and rule whose aggregate is above the rule's threshold.
+
+    ``alert_id`` is deterministic: sha256 of ``job|rule|server_id|window_start`` (first 32 hex).
+    """
+    threshold = reduce(
+        lambda acc, m: acc.when(F.col("metric") == m, F.lit(float(thresholds[m]))),
+        [metric for _, metric in job.metrics],
+        F.when(F.lit(False), F.lit(0.0)),
+    )
+    rows = report_rows(aggregated).withColumn("threshold", threshold)
+    rows = rows.withColumn("rule", F.concat_ws("_", "metric", "aggregation"))
+    rows = rows.where(F.col("value") > F.col("threshold"))
+    key = F.concat_ws("|", "job", "rule", "server_id", "window_start")
+    return rows.select(
+        F.substring(F.sha2(key, 256), 1, 32).alias("alert_id"),
+        "job",
+        "rule",
+        "server_id",
+        "metric",
+        "aggregation",
+        "window_start",
+        "window_end",
+        "value",
+        "threshold",
+        "samples",
+    )
+
+
+def as_json_lines(df: DataFrame, *order: str) -> DataFrame:
+    """One ``line`` column of JSON per row, sorted for deterministic files."""
+    return df.orderBy(*order).select(F.to_json(F.struct(*df.columns)).alias("line"))
+
+
+def as_kafka(alert_rows: DataFrame) -> DataFrame:
+    """Alerts as Kafka key (server_id) and JSON value."""
+    return alert_rows.select(
+        F.col("server_id").alias("key"),
+        F.to_json(F.struct(*alert_rows.columns)).alias("value"),
+    )

@@ -1,0 +1,114 @@
+"""The producer's two loops (CSV replay, live sampling), stoppable by a threading.Event."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from importlib import resources
+from pathlib import Path
+
+from rtm.config import Config
+from rtm.producer.live import HostSampler
+from rtm.producer.publisher import Publisher
+from rtm.producer.replay import Row, check_files, data_span, schedule
+from rtm.records import KINDS, RowError, from_row, measurement
+
+log = logging.getLogger(__name__)
+
+
+class Stopper:
+    """Set by the SIGTERM/SIGINT handler; waits are interruptible."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def stop(self) -> None:
+        self._event.set()
+
+    @property
+    def stopped(self) -> bool:
+        return self._event.is_set()
+
+    def wait(self, seconds: float) -> bool:
+        return self._event.wait(seconds)
+
+
+def sample_dir() -> Path:
+    """The small data set shipped inside the package."""
+    return Path(str(resources.files("rtm") / "sample"))
+
+
+def replay(config: Config, publisher: Publisher, stopper: Stopper, host: str) -> None:
+    cfg = config.producer.replay
+    data_dir = cfg.data_dir or sample_dir()
+    check_files(data_dir)
+    shift = timedelta(0)
+    span = data_span(data_dir) if cfg.loop else timedelta(0)
+    log.info(
+        "replaying %s (pace=%s rate=%g speedup=%g fast=%s loop=%s)",
+        data_dir,
+        cfg.pace,
+        cfg.rate,
+        cfg.speedup,
+        cfg.as_fast_as_possible,
+        cfg.loop,
+    )
+    for pass_no in itertools.count():
+        start = time.monotonic()
+        for item in schedule(data_dir, cfg):
+            if not cfg.as_fast_as_possible:
+                delay = start + item.due - time.monotonic()
+                if delay > 0 and stopper.wait(delay):
+                    return
+            if stopper.stopped:
+                return
+            _send_row(config, publisher, item.row, host, shift)
+            publisher.tick()
+        if not cfg.loop:
+            return
+        shift += span
+        log.info("pass %d done; replaying again with timestamps shifted by %s", pass_no + 1, shift)
+
+
+def _send_row(config: Config, publisher: Publisher, row: Row, host: str, shift: timedelta) -> None:
+    topic = config.kafka.topics.for_kind(row.kind.name)
+    reason = row.problem
+    if row.fields is not None:
+        try:
+            record = from_row(row.kind, row.fields, host, shift)
+        except RowError as exc:
+            reason = str(exc)
+        else:
+            publisher.publish(topic, str(record["server_id"]), record)
+            return
+    publisher.dead_letter(
+        kind=row.kind.name,
+        topic=topic,
+        source=row.source,
+        line=row.line,
+        raw=row.raw,
+        reason=reason or "invalid row",
+    )
+
+
+def live(
+    config: Config, publisher: Publisher, stopper: Stopper, host: str, samples: int | None
+) -> None:
+    cfg = config.producer.live
+    server_id = cfg.server_id or host
+    sampler = HostSampler(cfg.disk_path)
+    log.info("sampling this host as %s every %gs", server_id, cfg.interval)
+    deadline = time.monotonic()
+    for _ in range(samples) if samples is not None else itertools.count():
+        deadline += cfg.interval
+        if stopper.wait(max(deadline - time.monotonic(), 0.0)):
+            return
+        moment = datetime.now(UTC)
+        values = sampler.sample()
+        for k in KINDS:
+            record = measurement(k, server_id, moment, values[k.name], host)
+            publisher.publish(config.kafka.topics.for_kind(k.name), server_id, record)
+        publisher.tick()

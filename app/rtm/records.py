@@ -1,0 +1,137 @@
+"""The record schema of each metric topic, and validation of one CSV row against it.
+
+Every record is a flat JSON object::
+
+    {"server_id": "srv-01", "ts": "2025-01-01T00:00:00Z", "cpu_pct": 42.5,
+     "producer_host": "producer-1"}
+
+``ts`` is the event time (when the metric was measured) in UTC, ISO-8601 with a ``Z``.
+The metric fields per topic kind are listed in ``KINDS``; ``app/README.md`` documents them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    maximum: float | None  # None: no upper bound (only >= 0)
+    description: str
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One topic kind: its CSV file name and the metric fields of its records."""
+
+    name: str
+    csv_name: str
+    metrics: tuple[Metric, ...]
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return ("ts", "server_id", *(m.name for m in self.metrics))
+
+
+_PCT = 100.0
+KINDS: tuple[Kind, ...] = (
+    Kind("cpu", "cpu_data.csv", (Metric("cpu_pct", _PCT, "CPU utilisation, percent"),)),
+    Kind("mem", "mem_data.csv", (Metric("mem_pct", _PCT, "memory in use, percent"),)),
+    Kind(
+        "net",
+        "net_data.csv",
+        (
+            Metric("net_in_bytes_per_s", None, "network bytes received per second"),
+            Metric("net_out_bytes_per_s", None, "network bytes sent per second"),
+        ),
+    ),
+    Kind(
+        "disk",
+        "disk_data.csv",
+        (
+            Metric("disk_pct", _PCT, "disk space in use, percent"),
+            Metric("disk_read_bytes_per_s", None, "disk bytes read per second"),
+            Metric("disk_write_bytes_per_s", None, "disk bytes written per second"),
+        ),
+    ),
+)
+MAX_SERVER_ID = 128
+
+
+class RowError(ValueError):
+    """A CSV row that cannot become a record; the message is the reason."""
+
+
+def kind(name: str) -> Kind:
+    for k in KINDS:
+        if k.name == name:
+            return k
+    raise KeyError(name)
+
+
+def format_ts(moment: datetime) -> str:
+    """UTC ISO-8601 with ``Z``; milliseconds only when there are any."""
+    moment = moment.astimezone(UTC)
+    spec = "milliseconds" if moment.microsecond else "seconds"
+    return moment.replace(tzinfo=None).isoformat(timespec=spec) + "Z"
+
+
+def parse_ts(text: str) -> datetime:
+    """An ISO-8601 timestamp; one without a zone is taken as UTC. Raises RowError."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError as exc:
+        raise RowError(f"ts: not an ISO-8601 timestamp: {text!r}") from exc
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def parse_metric(metric: Metric, text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise RowError(f"{metric.name}: not a number: {text!r}") from exc
+    if not math.isfinite(value):
+        raise RowError(f"{metric.name}: not a finite number: {text!r}")
+    if value < 0:
+        raise RowError(f"{metric.name}: negative value {value:g}")
+    if metric.maximum is not None and value > metric.maximum:
+        raise RowError(f"{metric.name}: {value:g} is above the maximum {metric.maximum:g}")
+    return value
+
+
+def from_row(
+    k: Kind, row: dict[str, str], producer_host: str, shift: timedelta = timedelta(0)
+) -> dict[str, object]:
+    """Build the record of a CSV row (a header-to-value mapping). Raises RowError.
+
+    ``shift`` moves the event time (the replay's loop passes use it)."""
+    missing = [c for c in k.columns if not (row.get(c) or "").strip()]
+    if missing:
+        raise RowError(f"missing field(s): {', '.join(missing)}")
+    server_id = row["server_id"].strip()
+    if len(server_id) > MAX_SERVER_ID:
+        raise RowError(f"server_id: longer than {MAX_SERVER_ID} characters")
+    record: dict[str, object] = {
+        "server_id": server_id,
+        "ts": format_ts(parse_ts(row["ts"]) + shift),
+    }
+    for metric in k.metrics:
+        record[metric.name] = parse_metric(metric, row[metric.name])
+    record["producer_host"] = producer_host
+    return record
+
+
+def measurement(
+    k: Kind, server_id: str, moment: datetime, values: dict[str, float], producer_host: str
+) -> dict[str, object]:
+    """A record from live measurements (same shape as a CSV record)."""
+    record: dict[str, object] = {"server_id": server_id, "ts": format_ts(moment)}
+    for metric in k.metrics:
+        record[metric.name] = round(values[metric.name], 3)
+    record["producer_host"] = producer_host
+    return record

@@ -1,0 +1,149 @@
+"""A real ZooKeeper + Kafka broker on 127.0.0.1, run from the artifact cache for the tests."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from kafka import KafkaAdminClient
+from kafka.admin import NewTopic
+from kafka.errors import KafkaError
+
+REPO = Path(__file__).resolve().parents[2]
+START_TIMEOUT = 90.0
+STOP_TIMEOUT = 30.0
+
+
+class BrokerError(RuntimeError):
+    pass
+
+
+def artifacts_root() -> Path:
+    return Path(os.environ.get("RTM_ARTIFACTS", REPO / "artifacts")).resolve()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _write_properties(path: Path, values: dict[str, object]) -> None:
+    path.write_text("".join(f"{k}={v}\n" for k, v in values.items()), encoding="utf-8")
+
+
+@dataclass
+class Broker:
+    home: Path
+    workdir: Path
+    zk_port: int = 0
+    kafka_port: int = 0
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.kafka_port}"
+
+    def _java(self, main_class: str, props: Path, name: str) -> subprocess.Popen[bytes]:
+        cmd = [
+            "java",
+            "-Xmx512m",
+            "-cp",
+            str(self.home / "libs" / "*"),
+            f"-Dlog4j.configuration=file:{self.home / 'config' / 'log4j.properties'}",
+            f"-Dkafka.logs.dir={self.workdir / 'logs'}",
+            main_class,
+            str(props),
+        ]
+        log = (self.workdir / f"{name}.log").open("wb")
+        return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+
+    def _log_tail(self, name: str) -> str:
+        text = (self.workdir / f"{name}.log").read_text(errors="replace")
+        return "\n".join(text.splitlines()[-30:])
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[Broker]:
+        self.zk_port, self.kafka_port = free_port(), free_port()
+        zk_props, kafka_props = self.workdir / "zk.properties", self.workdir / "server.properties"
+        _write_properties(
+            zk_props,
+            {
+                "dataDir": self.workdir / "zk",
+                "clientPort": self.zk_port,
+                "clientPortAddress": "127.0.0.1",
+                "admin.enableServer": "false",
+                "maxClientCnxns": 0,
+            },
+        )
+        _write_properties(
+            kafka_props,
+            {
+                "broker.id": 0,
+                "listeners": f"PLAINTEXT://127.0.0.1:{self.kafka_port}",
+                "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.kafka_port}",
+                "log.dirs": self.workdir / "kafka-logs",
+                "zookeeper.connect": f"127.0.0.1:{self.zk_port}",
+                "offsets.topic.replication.factor": 1,
+                "offsets.topic.num.partitions": 4,
+                "transaction.state.log.replication.factor": 1,
+                "transaction.state.log.min.isr": 1,
+                "group.initial.rebalance.delay.ms": 0,
+                "auto.create.topics.enable": "false",
+                "num.partitions": 2,
+            },
+        )
+        processes: list[subprocess.Popen[bytes]] = []
+        try:
+            processes.append(
+                self._java(
+                    "org.apache.zookeeper.server.quorum.QuorumPeerMain", zk_props, "zookeeper"
+                )
+            )
+            self._wait_port(self.zk_port, processes[0], "zookeeper")
+            processes.append(self._java("kafka.Kafka", kafka_props, "kafka"))
+            self._wait_kafka(processes[1])
+            yield self
+        finally:
+            for proc in reversed(processes):
+                proc.terminate()
+                try:
+                    proc.wait(STOP_TIMEOUT)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(STOP_TIMEOUT)
+
+    def _wait_port(self, port: int, proc: subprocess.Popen[bytes], name: str) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise BrokerError(f"{name} exited with {proc.returncode}:\n{self._log_tail(name)}")
+            with socket.socket() as sock:
+                sock.settimeout(1)
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
+                    return
+            time.sleep(0.3)
+        raise BrokerError(f"{name} not listening after {START_TIMEOUT}s:\n{self._log_tail(name)}")
+
+    def _wait_kafka(self, proc: subprocess.Popen[bytes]) -> None:
+        self._wait_port(self.kafka_port, proc, "kafka")
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            try:
+                self.create_topics(["rtm-readiness-probe"])
+                return
+            except KafkaError:
+                time.sleep(0.5)
+        raise BrokerError(f"kafka not ready after {START_TIMEOUT}s:\n{self._log_tail('kafka')}")
+
+    def create_topics(self, names: list[str], partitions: int = 2) -> None:
+        admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=10000)
+        try:
+            admin.create_topics([NewTopic(name, partitions, 1) for name in names], timeout_ms=10000)
+        finally:
+            admin.close()

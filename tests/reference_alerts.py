@@ -1,0 +1,173 @@
+"""An independent plain-Python reference for the consumers' alerts (no rtm imports on purpose).
+
+It re-implements, from the documented rules only: reading the four CSVs, dropping invalid rows,
+sliding event-time windows aligned to the epoch, avg (cpu_mem) / max (net_disk) per server,
+window and metric, "a window is final when its end <= max event time - watermark", and
+"alert when the aggregate is strictly above the threshold".
+
+    python tests/reference_alerts.py app/rtm/sample > app/rtm/sample/expected_alerts.json
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import math
+import sys
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+# The documented defaults (app/README.md, "Configuration").
+THRESHOLDS = {
+    "cpu_pct": 85.0,
+    "mem_pct": 90.0,
+    "net_in_bytes_per_s": 40_000_000.0,
+    "net_out_bytes_per_s": 40_000_000.0,
+    "disk_pct": 90.0,
+}
+WINDOW_SIZE, WINDOW_SLIDE, WATERMARK = 30, 10, 10
+FILES = {
+    "cpu": "cpu_data.csv",
+    "mem": "mem_data.csv",
+    "net": "net_data.csv",
+    "disk": "disk_data.csv",
+}
+FIELDS = {
+    "cpu": ("cpu_pct",),
+    "mem": ("mem_pct",),
+    "net": ("net_in_bytes_per_s", "net_out_bytes_per_s"),
+    "disk": ("disk_pct", "disk_read_bytes_per_s", "disk_write_bytes_per_s"),
+}
+PERCENT = {"cpu_pct", "mem_pct", "disk_pct"}
+JOBS = {
+    "cpu_mem": ("avg", (("cpu", "cpu_pct"), ("mem", "mem_pct"))),
+    "net_disk": (
+        "max",
+        (("net", "net_in_bytes_per_s"), ("net", "net_out_bytes_per_s"), ("disk", "disk_pct")),
+    ),
+}
+AMBIGUITY = 1e-6
+
+
+@dataclass(frozen=True)
+class Sample:
+    server: str
+    epoch: float
+    metric: str
+    value: float
+
+
+def _valid_row(kind: str, row: dict[str, str | None]) -> tuple[str, float, dict[str, float]] | None:
+    try:
+        moment = datetime.fromisoformat((row.get("ts") or "").strip())
+        values = {f: float(row.get(f) or "x") for f in FIELDS[kind]}
+    except ValueError:
+        return None
+    server = (row.get("server_id") or "").strip()
+    if not server or None in row:
+        return None
+    for name, value in values.items():
+        if not math.isfinite(value) or value < 0 or (name in PERCENT and value > 100):
+            return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return server, moment.timestamp(), values
+
+
+def samples(data_dir: Path, kind: str) -> list[tuple[str, float, dict[str, float]]]:
+    with (data_dir / FILES[kind]).open(newline="", encoding="utf-8") as handle:
+        rows = [_valid_row(kind, row) for row in csv.DictReader(handle)]
+    return [r for r in rows if r is not None]
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def window_starts(epoch: float, size: int, slide: int) -> list[int]:
+    last = math.floor(epoch / slide) * slide
+    starts = []
+    start = last
+    while start + size > epoch:
+        starts.append(start)
+        start -= slide
+    return sorted(starts)
+
+
+def aggregates(
+    data_dirs: list[Path],
+    job: str,
+    size: int = WINDOW_SIZE,
+    slide: int = WINDOW_SLIDE,
+    watermark: int = WATERMARK,
+) -> dict[tuple[str, str, int], tuple[float, int]]:
+    """(server, metric, window start) -> (aggregate, samples), final windows only."""
+    func, metrics = JOBS[job]
+    groups: dict[tuple[str, str, int], list[float]] = defaultdict(list)
+    latest = None
+    for data_dir in data_dirs:
+        for kind in dict.fromkeys(k for k, _ in metrics):
+            for server, epoch, values in samples(data_dir, kind):
+                latest = epoch if latest is None else max(latest, epoch)
+                for k, metric in metrics:
+                    if k != kind:
+                        continue
+                    for start in window_starts(epoch, size, slide):
+                        groups[(server, metric, start)].append(values[metric])
+    if latest is None:
+        return {}
+    cutoff = latest - watermark
+    out = {}
+    for key, values in groups.items():
+        if key[2] + size <= cutoff:
+            value = sum(values) / len(values) if func == "avg" else max(values)
+            out[key] = (value, len(values))
+    return out
+
+
+def alert_id(job: str, rule: str, server: str, start: str) -> str:
+    return hashlib.sha256(f"{job}|{rule}|{server}|{start}".encode()).hexdigest()[:32]
+
+
+def expected_alerts(
+    data_dirs: list[Path], job: str, thresholds: dict[str, float] | None = None, **window: int
+) -> list[dict[str, object]]:
+    thresholds = thresholds or THRESHOLDS
+    func = JOBS[job][0]
+    size = window.get("size", WINDOW_SIZE)
+    alerts = []
+    for (server, metric, start), (value, count) in aggregates(data_dirs, job, **window).items():
+        limit = thresholds[metric]
+        if abs(value - limit) < AMBIGUITY:
+            raise ValueError(f"{server} {metric} {start}: {value} too close to {limit}")
+        if value > limit:
+            rule = f"{metric}_{func}"
+            begin = _iso(start)
+            alerts.append(
+                {
+                    "alert_id": alert_id(job, rule, server, begin),
+                    "job": job,
+                    "rule": rule,
+                    "server_id": server,
+                    "metric": metric,
+                    "aggregation": func,
+                    "window_start": begin,
+                    "window_end": _iso(start + size),
+                    "value": value,
+                    "threshold": limit,
+                    "samples": count,
+                }
+            )
+    return sorted(alerts, key=lambda a: (a["job"], a["window_start"], a["server_id"], a["rule"]))
+
+
+def all_expected(data_dirs: list[Path], **window: int) -> list[dict[str, object]]:
+    return [a for job in JOBS for a in expected_alerts(data_dirs, job, **window)]
+
+
+if __name__ == "__main__":
+    json.dump(all_expected([Path(sys.argv[1])]), sys.stdout, indent=1)
+    sys.stdout.write("\n")

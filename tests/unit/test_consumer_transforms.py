@@ -1,0 +1,176 @@
+"""The consumer transforms as pure functions on tiny DataFrames (Spark local mode)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from pyspark.sql import DataFrame, SparkSession
+
+from rtm.config import Topics, WindowConfig
+from rtm.consumer import transforms
+from rtm.consumer.jobs import job
+
+TOPICS = Topics("c", "m", "n", "d", "alerts", "dlq")
+WINDOW = WindowConfig(size=30, slide=10, watermark=10)
+THRESHOLDS = {
+    "cpu_pct": 85.0,
+    "mem_pct": 90.0,
+    "net_in_bytes_per_s": 1000.0,
+    "net_out_bytes_per_s": 1000.0,
+    "disk_pct": 90.0,
+}
+
+
+def kafka_rows(spark: SparkSession, rows: list[tuple[str, object]]) -> DataFrame:
+    data = [
+        (topic, 0, offset, datetime(2025, 1, 1), (v if isinstance(v, str) else json.dumps(v)))
+        for offset, (topic, v) in enumerate(rows)
+    ]
+    df = spark.createDataFrame(
+        data, "topic string, partition int, offset long, timestamp timestamp, value string"
+    )
+    return df.withColumn("value", df["value"].cast("binary"))
+
+
+def cpu(second: int, value: float, server: str = "s1") -> tuple[str, dict]:
+    ts = f"2025-01-01T00:{second // 60:02d}:{second % 60:02d}Z"
+    return ("c", {"server_id": server, "ts": ts, "cpu_pct": value, "producer_host": "p"})
+
+
+def mem(second: int, value: float, server: str = "s1") -> tuple[str, dict]:
+    ts = f"2025-01-01T00:{second // 60:02d}:{second % 60:02d}Z"
+    return ("m", {"server_id": server, "ts": ts, "mem_pct": value, "producer_host": "p"})
+
+
+def test_invalid_records_get_a_reason_valid_ones_none(spark: SparkSession) -> None:
+    rows = [
+        cpu(0, 50.0),
+        ("c", "not json"),
+        ("c", "[1, 2]"),
+        ("c", {"server_id": "s1", "ts": "2025-01-01T00:00:00Z"}),
+        ("c", {"server_id": "s1", "ts": "2025-01-01T00:00:00Z", "cpu_pct": "high"}),
+        ("c", {"server_id": "s1", "ts": "2025-01-01T00:00:00Z", "cpu_pct": 120}),
+        ("m", {"server_id": "s1", "ts": "2025-01-01T00:00:00Z", "mem_pct": -3}),
+        ("m", {"server_id": "", "ts": "2025-01-01T00:00:00Z", "mem_pct": 3}),
+        ("m", {"server_id": "s1", "ts": "tomorrow", "mem_pct": 3}),
+        ("m", {"server_id": "s1", "ts": "2025-01-01 00:00:00", "mem_pct": 3}),
+    ]
+    parsed = transforms.parse(kafka_rows(spark, rows), job("cpu_mem"), TOPICS)
+    reasons = [r["reason"] for r in parsed.orderBy("offset").collect()]
+    assert reasons == [
+        None,
+        "not a JSON object",
+        "not a JSON object",
+        "missing field cpu_pct",
+        "cpu_pct: not a number",
+        "cpu_pct: above 100",
+        "mem_pct: negative value",
+        "missing field server_id",
+        "ts: not an ISO-8601 timestamp",
+        "ts: not an ISO-8601 timestamp",
+    ]
+    bad = transforms.quarantined(parsed, job("cpu_mem")).orderBy("offset").collect()
+    assert len(bad) == 9
+    assert bad[0]["value"] == "not json"
+    assert bad[0]["job"] == "cpu_mem"
+    assert bad[0]["topic"] == "c"
+
+
+def test_windows_average_per_server_and_alert_above_threshold(spark: SparkSession) -> None:
+    rows = [cpu(s, 90.0) for s in range(10, 20)] + [cpu(s, 80.0) for s in range(20, 30)]
+    rows += [mem(s, 50.0) for s in range(10, 30)] + [cpu(s, 10.0, "s2") for s in range(10, 30)]
+    cm = job("cpu_mem")
+    parsed = transforms.parse(kafka_rows(spark, rows), cm, TOPICS)
+    aggregated = transforms.aggregate(transforms.measurements(parsed, cm, TOPICS), cm, WINDOW)
+    got = {
+        (r["server_id"], r["metric"], r["window_start"]): (r["value"], r["samples"])
+        for r in transforms.report_rows(aggregated).collect()
+    }
+    assert got[("s1", "cpu_pct", "2025-01-01T00:00:10Z")] == (85.0, 20)
+    assert got[("s1", "cpu_pct", "2025-01-01T00:00:00Z")] == (85.0, 20)
+    assert got[("s1", "cpu_pct", "2025-01-01T00:00:20Z")] == (80.0, 10)
+    assert got[("s1", "cpu_pct", "2024-12-31T23:59:50Z")] == (90.0, 10)
+    assert got[("s1", "mem_pct", "2025-01-01T00:00:10Z")] == (50.0, 20)
+    assert got[("s2", "cpu_pct", "2025-01-01T00:00:20Z")] == (10.0, 10)
+    alerts = transforms.alerts(aggregated, cm, THRESHOLDS).collect()
+    # 85.0 is not above 85.0: only the window whose average is strictly above alerts
+    assert [(a["server_id"], a["window_start"]) for a in alerts] == [("s1", "2024-12-31T23:59:50Z")]
+    first = alerts[0]
+    assert first["window_end"] == "2025-01-01T00:00:20Z"
+    assert first["rule"] == "cpu_pct_avg"
+    assert first["value"] == 90.0
+    assert first["threshold"] == 85.0
+    assert len(first["alert_id"]) == 32
+
+
+def test_alert_ids_are_deterministic_and_distinct(spark: SparkSession) -> None:
+    import hashlib  # noqa: PLC0415
+
+    cm = job("cpu_mem")
+    rows = [cpu(s, 99.0) for s in range(0, 40)] + [mem(s, 99.0) for s in range(0, 40)]
+    parsed = transforms.parse(kafka_rows(spark, rows), cm, TOPICS)
+    aggregated = transforms.aggregate(transforms.measurements(parsed, cm, TOPICS), cm, WINDOW)
+    alerts = transforms.alerts(aggregated, cm, THRESHOLDS).collect()
+    ids = [a["alert_id"] for a in alerts]
+    assert len(ids) == len(set(ids))
+    for a in alerts:
+        key = f"cpu_mem|{a['rule']}|{a['server_id']}|{a['window_start']}"
+        assert a["alert_id"] == hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+def test_net_disk_takes_the_maximum(spark: SparkSession) -> None:
+    nd = job("net_disk")
+    rows: list[tuple[str, object]] = []
+    for s in range(0, 10):
+        ts = f"2025-01-01T00:00:{s:02d}Z"
+        rows.append(
+            (
+                "n",
+                {
+                    "server_id": "s1",
+                    "ts": ts,
+                    "net_in_bytes_per_s": 100.0 * s,
+                    "net_out_bytes_per_s": 5.0,
+                },
+            )
+        )
+        rows.append(
+            (
+                "d",
+                {
+                    "server_id": "s1",
+                    "ts": ts,
+                    "disk_pct": 91.0 if s == 3 else 50.0,
+                    "disk_read_bytes_per_s": 1,
+                    "disk_write_bytes_per_s": 2,
+                },
+            )
+        )
+    rows.append(("d", {"server_id": "s1", "ts": "2025-01-01T00:00:05Z", "disk_pct": 50}))
+    parsed = transforms.parse(kafka_rows(spark, rows), nd, TOPICS)
+    assert parsed.where("reason is not null").count() == 1  # the disk row lacking I/O fields
+    aggregated = transforms.aggregate(transforms.measurements(parsed, nd, TOPICS), nd, WINDOW)
+    window = aggregated.where("window_start = timestamp'2025-01-01 00:00:00'")
+    got = {r["metric"]: r["value"] for r in window.collect()}
+    assert got == {"net_in_bytes_per_s": 900.0, "net_out_bytes_per_s": 5.0, "disk_pct": 91.0}
+    rules = {a["rule"] for a in transforms.alerts(aggregated, nd, THRESHOLDS).collect()}
+    assert rules == {"disk_pct_max"}
+
+
+def test_batch_keeps_only_windows_final_under_the_watermark(spark: SparkSession) -> None:
+    cm = job("cpu_mem")
+    rows = [cpu(s, 50.0) for s in range(0, 61)]  # last event at 00:01:00
+    parsed = transforms.parse(kafka_rows(spark, rows), cm, TOPICS)
+    aggregated = transforms.aggregate(transforms.measurements(parsed, cm, TOPICS), cm, WINDOW)
+    final = transforms.final_windows(aggregated, datetime(2025, 1, 1, 0, 1, 0), WINDOW)
+    ends = sorted({r["window_end"] for r in transforms.report_rows(final).collect()})
+    # watermark = 00:01:00 - 10 s = 00:00:50: windows ending at or before it are final
+    assert ends == [
+        "2025-01-01T00:00:10Z",
+        "2025-01-01T00:00:20Z",
+        "2025-01-01T00:00:30Z",
+        "2025-01-01T00:00:40Z",
+        "2025-01-01T00:00:50Z",
+    ]
+    assert transforms.final_windows(aggregated, None, WINDOW).count() == 0
