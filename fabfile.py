@@ -26,9 +26,13 @@ from rtm.layout import load_layout
         "inventory": "inventory directory or file (default: $RTM_INVENTORY or inventory/lab)",
         "json": "print the report as JSON for scripts",
         "timeout": "seconds each probe may take (default 5)",
+        "max_stall": "seconds a consumer job with lag may go without a batch (default 90)",
+        "max_record_age": "seconds without new records before the producer counts as silent "
+        "(default 60)",
     }
 )
-def status(c, inventory=None, json=False, timeout=5.0):
+# Invoke turns each parameter into a command-line flag, so they stay positional.
+def status(c, inventory=None, json=False, timeout=5, max_stall=90, max_record_age=60):  # noqa: PLR0917
     """Health of every host and service in the inventory; exits 0 only when all are healthy.
 
     Per host: SSH, load, memory, free disk, and the systemd units its groups imply (active,
@@ -36,7 +40,10 @@ def status(c, inventory=None, json=False, timeout=5.0):
     registered, topics as the inventory says, nothing under-replicated or offline. Pipeline:
     the producer publishing, each consumer job's lag, the age of the newest aggregate and alert.
     """
-    report = run(inventory_path(inventory), Limits(timeout=float(timeout)))
+    limits = Limits(
+        timeout=float(timeout), max_stall=float(max_stall), max_record_age=float(max_record_age)
+    )
+    report = run(inventory_path(inventory), limits)
     out = report.to_json() if json else report.to_table(color=sys.stdout.isatty())
     sys.stdout.write(out + "\n")
     if not report.healthy:

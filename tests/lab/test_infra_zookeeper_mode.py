@@ -81,14 +81,14 @@ def test_console_producer_to_consumer_round_trip(lab, first_run) -> None:
     marker = f"rtm-lab-test-{uuid.uuid4()}"
     produced = lab.ssh(
         BROKER,
-        f"kafka-console-producer --bootstrap-server {bootstrap} --topic alerts",
+        f"kafka-console-producer --bootstrap-server {bootstrap} --topic topic-cpu",
         stdin=marker + "\n",
     )
     assert produced.returncode == 0, produced.stderr
     consumed = lab.ssh(
         BROKER,
-        f"kafka-console-consumer --bootstrap-server {bootstrap} --topic alerts --from-beginning"
-        " --timeout-ms 30000 --max-messages 1000",
+        f"kafka-console-consumer --bootstrap-server {bootstrap} --topic topic-cpu --from-beginning"
+        " --timeout-ms 30000 --max-messages 100000",
         timeout=120,
     )
     assert marker in consumed.stdout.splitlines(), consumed.stdout + consumed.stderr

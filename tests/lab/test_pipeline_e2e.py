@@ -1,0 +1,168 @@
+"""The whole pipeline on inventory/lab: site.yml, sample data through, alerts, fab status.
+
+lab up (shared fixture) -> ansible/site.yml -> the producer replays the sample CSVs -> both
+consumer jobs raise exactly the sample's expected alerts, in the alert files and on the alerts
+topic -> fab status is healthy, and says so when it is not: a stopped broker, a stopped consumer
+-> a second site.yml run changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from kafka import KafkaConsumer
+
+pytestmark = pytest.mark.lab
+
+REPO = Path(__file__).resolve().parents[2]
+EXPECTED = json.loads((REPO / "app/rtm/sample/expected_alerts.json").read_text())
+# The sample's last event is at 00:03:59 and the watermark is 10 s: windows ending after that
+# close only when the next replay pass arrives, so they are outside the expected set.
+CUTOFF = "2025-01-01T00:03:49Z"
+FAB = str(Path(sys.executable).with_name("fab"))
+CONSUMERS = ("consumer1", "consumer2")
+
+
+def wait_for(predicate, timeout: float, interval: float = 5.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+def fab_status(*args: str) -> tuple[int, dict]:
+    result = subprocess.run(
+        [FAB, "status", "--inventory", "inventory/lab", "--json", *args],
+        cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    return result.returncode, json.loads(result.stdout)
+
+
+def failing(report: dict) -> set[tuple[str, str]]:
+    return {(h, c["name"]) for h, checks in report["hosts"].items() for c in checks if not c["ok"]}
+
+
+@pytest.fixture(scope="module")
+def pipeline(lab, deploy):
+    run = deploy(lab, "ansible/site.yml")
+    assert run.returncode == 0, run.output[-6000:]
+    return lab
+
+
+def alert_files(lab) -> dict[str, dict]:
+    alerts = {}
+    for host in CONSUMERS:
+        result = lab.ssh(host, "cat /var/lib/rtm/output/*/stream/alerts/part-*.jsonl 2>/dev/null")
+        for line in result.stdout.splitlines():
+            alert = json.loads(line)
+            alerts[alert["alert_id"]] = alert
+    return alerts
+
+
+def closed(alerts) -> set[str]:
+    return {a["alert_id"] for a in alerts if a["window_end"] <= CUTOFF}
+
+
+def test_app_units_are_active(pipeline) -> None:
+    units = {
+        "producer1": "rtm-producer.service",
+        "consumer1": "rtm-consumer@cpu_mem.service",
+        "consumer2": "rtm-consumer@net_disk.service",
+    }
+    for host, unit in units.items():
+        result = pipeline.ssh(host, f"systemctl is-active {unit}")
+        assert result.stdout.strip() == "active", f"{host} {unit}: {result.stdout}{result.stderr}"
+
+
+def test_alert_files_hold_exactly_the_expected_alerts(pipeline) -> None:
+    expected = {a["alert_id"] for a in EXPECTED}
+    found = wait_for(
+        lambda: (files := alert_files(pipeline)) and expected <= set(files) and files,
+        timeout=600,
+        what="the sample's alerts in the alert files",
+    )
+    assert closed(found.values()) == expected
+    for alert in EXPECTED:
+        assert found[alert["alert_id"]]["value"] == pytest.approx(alert["value"])
+
+
+def test_alerts_topic_carries_them_too(pipeline) -> None:
+    expected = {a["alert_id"] for a in EXPECTED}
+    consumer = KafkaConsumer(
+        "alerts",
+        bootstrap_servers=[f"{pipeline.addresses['broker1']}:9092"],
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        consumer_timeout_ms=10000,
+    )
+    seen: set[str] = set()
+    deadline = time.monotonic() + 300
+    try:
+        while not expected <= seen and time.monotonic() < deadline:
+            seen |= {json.loads(m.value)["alert_id"] for m in consumer}
+    finally:
+        consumer.close()
+    assert expected <= seen
+
+
+def test_fab_status_is_healthy(pipeline) -> None:
+    # Aggregates and checkpoints appear with the first windows; give the jobs that long.
+    _, report = wait_for(
+        lambda: (r := fab_status())[0] == 0 and r, timeout=300, what="a healthy fab status"
+    )
+    assert report["healthy"] is True
+    assert set(report["hosts"]) >= set(pipeline.addresses)
+    names = {c["name"] for checks in report["hosts"].values() for c in checks}
+    assert {"kafka.service", "zookeeper.service", "rtm-producer.service"} <= names
+    assert {"rtm-consumer@cpu_mem.service", "rtm-consumer@net_disk.service"} <= names
+    assert {"cpu_mem lag", "net_disk lag", "producer publishing"} <= names
+
+
+def test_fab_status_names_a_stopped_broker(pipeline) -> None:
+    assert pipeline.ssh("broker1", "systemctl stop kafka.service").returncode == 0
+    try:
+        code, report = fab_status()
+        assert code != 0
+        assert ("broker1", "kafka.service") in failing(report)
+        assert report["healthy"] is False
+    finally:
+        assert pipeline.ssh("broker1", "systemctl start kafka.service").returncode == 0
+    wait_for(lambda: fab_status()[0] == 0, timeout=300, what="health after restarting Kafka")
+
+
+def test_fab_status_sees_a_stopped_consumer_fall_behind(pipeline) -> None:
+    unit = "rtm-consumer@cpu_mem.service"
+    assert pipeline.ssh("consumer1", f"systemctl stop {unit}").returncode == 0
+    try:
+        report = wait_for(
+            lambda: (
+                (r := fab_status("--max-stall", "15")[1])
+                and ("consumer1", "cpu_mem lag") in failing(r)
+                and r
+            ),
+            timeout=180,
+            what="cpu_mem lag to be reported",
+        )
+        assert ("consumer1", unit) in failing(report)
+        lag = next(c for c in report["hosts"]["consumer1"] if c["name"] == "cpu_mem lag")
+        assert "falling behind" in lag["detail"]
+    finally:
+        assert pipeline.ssh("consumer1", f"systemctl start {unit}").returncode == 0
+    wait_for(lambda: fab_status()[0] == 0, timeout=400, what="health after restarting cpu_mem")
+
+
+def test_second_site_run_changes_nothing(pipeline) -> None:
+    run = pipeline.playbook("ansible/site.yml")
+    assert run.returncode == 0, run.output[-6000:]
+    changed = {host: r["changed"] for host, r in run.recap.items()}
+    assert set(changed) == set(pipeline.addresses)
+    assert all(count == 0 for count in changed.values()), changed
