@@ -42,7 +42,7 @@ def tool(name: str) -> str:
         return str(candidate)
     found = shutil.which(name)
     if not found:
-        pytest.skip(f"{name} not found (run `make` to create .venv)")
+        pytest.fail(f"{name} not found (run `make` to create .venv)")
     return found
 
 
@@ -93,13 +93,14 @@ class Lab:
         )  # fmt: skip
 
 
+# A lab test that cannot run fails: skipping would let a machine without the lab pass the suite.
 def _require_root_lab() -> None:
     if os.geteuid() != 0:
-        pytest.skip("lab tests need root (systemd-nspawn)")
+        pytest.fail("lab tests need root (systemd-nspawn)")
     if not shutil.which("systemd-nspawn"):
-        pytest.skip("systemd-nspawn missing: apt-get install systemd-container debootstrap")
+        pytest.fail("systemd-nspawn missing: apt-get install systemd-container debootstrap")
     if not (REPO / "artifacts" / "manifest.json").exists():
-        pytest.skip("artifact cache missing: run `make artifacts`")
+        pytest.fail("artifact cache missing: run `make artifacts`")
 
 
 def _addresses(inventory: Path) -> dict[str, str]:
@@ -136,7 +137,8 @@ def lab() -> Iterator[Lab]:
     yield from _lab("lab")
 
 
-@pytest.fixture(scope="session")
+# Module scope: only the KRaft module uses it, and two labs at once would crowd two cores.
+@pytest.fixture(scope="module")
 def lab_ha() -> Iterator[Lab]:
     """The three-broker lab (inventory/lab-ha), booted fresh; RTM_LAB_KEEP=1 leaves it running."""
     yield from _lab("lab-ha")
@@ -154,3 +156,26 @@ def deploy() -> Callable[..., PlaybookRun]:
         return cache[key]
 
     return run
+
+
+# Cheap checks first, then each lab's modules back to back so one lab at a time is busy.
+_MODULE_ORDER = (
+    "test_infra_filters",
+    "test_lab_lifecycle",
+    "test_molecule",
+    "test_infra_kraft_mode",
+    "test_infra_zookeeper_mode",
+    "test_pipeline_e2e",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+
+    def rank(item: pytest.Item) -> int:
+        path = Path(str(item.fspath))
+        if path.parent != here:
+            return -1  # other tiers keep their place, before the lab
+        return _MODULE_ORDER.index(path.stem) if path.stem in _MODULE_ORDER else len(_MODULE_ORDER)
+
+    items.sort(key=rank)

@@ -2,12 +2,16 @@
 
 lab up (fixture) -> ansible/infra.yml -e rtm_kafka_kraft_enabled=true -> quorum has a leader and
 three voters -> the six topics with replication 3 -> a message round trip with acks=all -> no
-ZooKeeper running -> a second run changes nothing -> lab down (fixture).
+ZooKeeper running -> a second run changes nothing -> the app plays of site.yml on top, and the
+sample's expected alerts arrive in the alert files -> lab down (fixture).
 """
 
 from __future__ import annotations
 
+import json
+import time
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +19,14 @@ pytestmark = pytest.mark.lab
 
 KRAFT = ("-e", "rtm_kafka_kraft_enabled=true")
 BROKERS = ["ha-broker1", "ha-broker2", "ha-broker3"]
+CONSUMERS = ("ha-consumer1", "ha-consumer2")
+EXPECTED = {
+    a["alert_id"]
+    for a in json.loads(
+        (Path(__file__).resolve().parents[2] / "app/rtm/sample/expected_alerts.json").read_text()
+    )
+}
+CUTOFF = "2025-01-01T00:03:49Z"  # see test_pipeline_e2e: later windows close on the next pass
 TOPICS = ["topic-cpu", "topic-mem", "topic-net", "topic-disk", "alerts", "topic-dead-letter"]
 
 
@@ -94,3 +106,23 @@ def test_second_run_changes_nothing(lab_ha, first_run) -> None:
     assert second.returncode == 0, second.output[-6000:]
     changed = {host: r["changed"] for host, r in second.recap.items() if r["changed"]}
     assert not changed, f"second run changed something: {changed}\n{second.output[-6000:]}"
+
+
+def test_kraft_pipeline_raises_the_expected_alerts(lab_ha, deploy) -> None:
+    run = deploy(lab_ha, "ansible/site.yml", *KRAFT)
+    assert run.returncode == 0, run.output[-6000:]
+    for host in ("ha-broker1", "ha-broker2", "ha-broker3"):
+        assert lab_ha.ssh(host, "systemctl is-active zookeeper.service").stdout.strip() != "active"
+    found: dict[str, dict] = {}
+    deadline = time.monotonic() + 600
+    while not set(found) >= EXPECTED and time.monotonic() < deadline:
+        time.sleep(5)
+        for host in CONSUMERS:
+            out = lab_ha.ssh(
+                host, "cat /var/lib/rtm/output/*/stream/alerts/part-*.jsonl 2>/dev/null"
+            )
+            found.update(
+                {(a := json.loads(line))["alert_id"]: a for line in out.stdout.splitlines()}
+            )
+    assert set(found) >= EXPECTED, f"missing alerts: {sorted(EXPECTED - set(found))}"
+    assert {i for i, a in found.items() if a["window_end"] <= CUTOFF} == EXPECTED
