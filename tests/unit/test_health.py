@@ -1,6 +1,7 @@
 """fab status logic that needs no hosts: parsing the probe, judging units, lag and the verdict."""
 
 import json
+import shlex
 import subprocess
 
 from rtm.health import hostprobe
@@ -69,10 +70,12 @@ def test_probe_output_is_parsed_and_bad_lines_are_reported():
 
 
 def test_the_probe_script_asks_for_each_unit_and_path():
-    assert hostprobe.command(["kafka.service", "a b"], sudo=False) == "sh -s -- kafka.service 'a b'"
-    assert hostprobe.command([], sudo=True) == "sudo -n sh -s --"
+    plain = shlex.split(hostprobe.command(["kafka.service", "a b"], sudo=False))
+    assert plain[:2] == ["sh", "-c"]
+    assert plain[3:] == ["rtm-probe", "kafka.service", "a b"]
+    assert shlex.split(hostprobe.command([], sudo=True))[:3] == ["sudo", "-n", "sh"]
     result = subprocess.run(
-        ["sh", "-n"], input=hostprobe.script(), capture_output=True, text=True, check=False
+        ["sh", "-n", "-c", plain[2]], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stderr
 

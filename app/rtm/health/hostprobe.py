@@ -44,14 +44,11 @@ class HostFacts:
     problems: list[str] = field(default_factory=list)
 
 
-def script() -> str:
-    """The probe's text; the units to report are its arguments (``sh -s -- UNIT...``)."""
-    return PROBE.read_text()
-
-
 def command(units: list[str], sudo: bool) -> str:
+    """The remote command: the probe's text as ``sh -c`` with the units as its arguments."""
     words = ["sudo", "-n"] if sudo else []
-    return " ".join([*words, "sh", "-s", "--", *(shlex.quote(u) for u in units)])
+    words += ["sh", "-c", PROBE.read_text(), "rtm-probe", *units]
+    return " ".join(shlex.quote(w) for w in words)
 
 
 def parse(text: str) -> HostFacts:

@@ -1,5 +1,5 @@
 #!/bin/sh
-# The fab status probe, run on each host as `sh -s -- UNIT...` with this file on stdin.
+# The fab status probe, run on each host as `sh -c "$(cat probe.sh)" rtm-probe UNIT...`.
 # Prints one tab-separated fact per line (see rtm/health/hostprobe.py) and needs nothing but
 # sh, systemctl, df and /proc. Disk space is checked where the services write (their units'
 # ReadWritePaths); the consumers' progress under their working directory.

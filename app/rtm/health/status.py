@@ -76,7 +76,6 @@ def probe_host(
         with connection(host, limits.timeout) as conn:
             result = conn.run(
                 hostprobe.command(units, sudo),
-                in_stream=_Stdin(hostprobe.script()),
                 hide=True,
                 warn=True,
                 timeout=limits.timeout * 2,
@@ -90,19 +89,6 @@ def probe_host(
     checks += _host_checks(host.name, facts, limits)
     checks += _unit_checks(host, facts, units, layout)
     return checks, facts
-
-
-class _Stdin:
-    """The probe script as the remote shell's standard input (Fabric reads it in chunks)."""
-
-    def __init__(self, text: str) -> None:
-        self._data = text
-        self._pos = 0
-
-    def read(self, size: int) -> str:
-        chunk = self._data[self._pos : self._pos + size]
-        self._pos += len(chunk)
-        return chunk
 
 
 def _host_checks(name: str, facts: hostprobe.HostFacts, limits: Limits) -> list[Check]:
