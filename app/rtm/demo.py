@@ -63,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=600, help="seconds to wait for them")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="rtm-demo: %(message)s")
+    logging.getLogger("kafka").setLevel(logging.WARNING)
     deploy(args.inventory)
     alerts = first_alerts(args.inventory, args.alerts, args.timeout)
     if not alerts:

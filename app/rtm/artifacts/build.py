@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import importlib.metadata
 import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -166,17 +167,21 @@ def _build_wheelhouse(root: Path, versions: Versions, project_dir: Path) -> None
         old.unlink()
     target = f"{project_dir}[consumer]"
     base = [sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(out)]
+    # Fixed zip timestamps: the same code gives the same wheel, so a deploy after a rebuild
+    # copies nothing and restarts nothing.
+    env = {**os.environ, "SOURCE_DATE_EPOCH": str(_EPOCH)}
     log.info("wheels: building rtm and the host dependencies (pyspark %s)", versions.spark)
     offline = subprocess.run(
         [*base, "--no-index", "--find-links", str(out), "--no-build-isolation", target],
         check=False,
         capture_output=True,
         text=True,
+        env=env,
     )
     if offline.returncode == 0:
         return
     log.info("wheels: cache incomplete, fetching from the package index")
-    online = subprocess.run([*base, "--find-links", str(out), target], check=False)
+    online = subprocess.run([*base, "--find-links", str(out), target], check=False, env=env)
     if online.returncode != 0:
         raise BuildError(f"wheels: pip wheel failed (exit {online.returncode})")
 
