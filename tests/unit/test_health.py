@@ -3,11 +3,12 @@
 import json
 import shlex
 import subprocess
+from pathlib import Path
 
 from rtm.health import hostprobe
 from rtm.health.cluster import KafkaView
 from rtm.health.report import CLUSTER, Check, Report
-from rtm.health.status import Limits, expected_units, pipeline_checks
+from rtm.health.status import Limits, connection, expected_units, pipeline_checks
 from rtm.inventory import Host
 from rtm.layout import Layout
 
@@ -161,3 +162,23 @@ def test_verdict_table_and_json_name_the_failures():
 def test_an_empty_report_is_not_healthy():
     assert not Report(inventory="x").healthy
     assert Report(inventory="x", checks=[Check("h", "ssh", True, "")]).healthy
+
+
+def test_connections_use_the_inventorys_user_port_and_key():
+    host = Host(
+        "laptop-bob",
+        {
+            "ansible_host": "192.0.2.11",
+            "ansible_user": "bob",
+            "ansible_port": 2222,
+            "ansible_ssh_private_key_file": "~/.ssh/team_ed25519",
+        },
+        frozenset({"all", "kafka"}),
+    )
+    conn = connection(host, timeout=3)
+    assert (conn.host, conn.user, conn.port) == ("192.0.2.11", "bob", 2222)
+    assert conn.connect_kwargs["key_filename"] == [str(Path.home() / ".ssh" / "team_ed25519")]
+    assert conn.connect_timeout == 3
+    bare = connection(Host("p1", {}, frozenset({"all"})), timeout=3)
+    assert (bare.host, bare.user, bare.port) == ("p1", "root", 22)
+    assert "key_filename" not in bare.connect_kwargs
