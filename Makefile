@@ -72,8 +72,8 @@ test-lab: system-deps artifacts ## end-to-end tests on the container lab
 	$(BIN)/pytest tests/lab
 
 lint: venv ## ruff and ansible-lint
-	$(BIN)/ruff check app tests
-	$(BIN)/ruff format --check app tests
+	$(BIN)/ruff check app tests fabfile.py
+	$(BIN)/ruff format --check app tests fabfile.py
 	$(BIN)/ansible-lint
 
 bench: ## the benchmarks; results under bench/results/ (not written yet)
