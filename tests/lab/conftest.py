@@ -84,6 +84,29 @@ class Lab:
         )
         return PlaybookRun(proc.returncode, proc.stdout + proc.stderr)
 
+    def topics(self, host: str, bootstrap: str) -> dict[str, dict[str, str]]:
+        """``kafka-topics --describe`` on a host, one dict of fields per topic."""
+        result = self.ssh(
+            host, f"kafka-topics --bootstrap-server {bootstrap} --describe --exclude-internal"
+        )
+        assert result.returncode == 0, result.stderr
+        return {
+            fields["Topic"]: fields
+            for line in result.stdout.splitlines()
+            if line.startswith("Topic:")
+            for fields in [dict(part.split(": ", 1) for part in line.split("\t") if ": " in part)]
+        }
+
+    def alert_files(self, hosts: tuple[str, ...]) -> dict[str, dict]:
+        """Every alert in the consumers' streaming alert files, by alert id."""
+        alerts = {}
+        for host in hosts:
+            out = self.ssh(host, "cat /var/lib/rtm/output/*/stream/alerts/part-*.jsonl 2>/dev/null")
+            for line in out.stdout.splitlines():
+                alert = json.loads(line)
+                alerts[alert["alert_id"]] = alert
+        return alerts
+
     def ssh(
         self, host: str, command: str, *, timeout: float = 120, stdin: str | None = None
     ) -> subprocess.CompletedProcess[str]:

@@ -8,25 +8,17 @@ sample's expected alerts arrive in the alert files -> lab down (fixture).
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
-from pathlib import Path
 
 import pytest
+from labkit import EXPECTED_ALERT_IDS, closed_alert_ids
 
 pytestmark = pytest.mark.lab
 
 KRAFT = ("-e", "rtm_kafka_kraft_enabled=true")
 BROKERS = ["ha-broker1", "ha-broker2", "ha-broker3"]
 CONSUMERS = ("ha-consumer1", "ha-consumer2")
-EXPECTED = {
-    a["alert_id"]
-    for a in json.loads(
-        (Path(__file__).resolve().parents[2] / "app/rtm/sample/expected_alerts.json").read_text()
-    )
-}
-CUTOFF = "2025-01-01T00:03:49Z"  # see test_pipeline_e2e: later windows close on the next pass
 TOPICS = ["topic-cpu", "topic-mem", "topic-net", "topic-disk", "alerts", "topic-dead-letter"]
 
 
@@ -64,17 +56,7 @@ def test_quorum_has_a_leader_and_three_voters(lab_ha, first_run) -> None:
 
 
 def test_topics_replicated_three_times(lab_ha, first_run) -> None:
-    result = lab_ha.ssh(
-        BROKERS[0],
-        f"kafka-topics --bootstrap-server {bootstrap(lab_ha)} --describe --exclude-internal",
-    )
-    assert result.returncode == 0, result.stderr
-    rows = {
-        fields["Topic"]: fields
-        for line in result.stdout.splitlines()
-        if line.startswith("Topic:")
-        for fields in [dict(part.split(": ", 1) for part in line.split("\t") if ": " in part)]
-    }
+    rows = lab_ha.topics(BROKERS[0], bootstrap(lab_ha))
     assert set(TOPICS) <= set(rows), rows
     for name in TOPICS:
         # inventory/lab-ha/group_vars/all/rtm.yml: 6 partitions; three brokers -> replication 3
@@ -115,14 +97,9 @@ def test_kraft_pipeline_raises_the_expected_alerts(lab_ha, deploy) -> None:
         assert lab_ha.ssh(host, "systemctl is-active zookeeper.service").stdout.strip() != "active"
     found: dict[str, dict] = {}
     deadline = time.monotonic() + 600
-    while not set(found) >= EXPECTED and time.monotonic() < deadline:
+    while not set(found) >= EXPECTED_ALERT_IDS and time.monotonic() < deadline:
         time.sleep(5)
-        for host in CONSUMERS:
-            out = lab_ha.ssh(
-                host, "cat /var/lib/rtm/output/*/stream/alerts/part-*.jsonl 2>/dev/null"
-            )
-            found.update(
-                {(a := json.loads(line))["alert_id"]: a for line in out.stdout.splitlines()}
-            )
-    assert set(found) >= EXPECTED, f"missing alerts: {sorted(EXPECTED - set(found))}"
-    assert {i for i, a in found.items() if a["window_end"] <= CUTOFF} == EXPECTED
+        found = lab_ha.alert_files(CONSUMERS)
+    missing = sorted(EXPECTED_ALERT_IDS - set(found))
+    assert not missing, f"missing alerts: {missing}"
+    assert closed_alert_ids(found) == EXPECTED_ALERT_IDS
