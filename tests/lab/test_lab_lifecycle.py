@@ -1,5 +1,6 @@
 """The lab's own lifecycle on real systemd-nspawn hosts: up, reachable, idempotent, down."""
 
+import json
 import os
 import signal
 import subprocess
@@ -26,11 +27,19 @@ def rtm_lab(*args: str, inventory: Path = SMOKE) -> subprocess.CompletedProcess[
     )  # fmt: skip
 
 
-def ansible(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+def ansible(*args: str) -> dict[str, dict]:
+    """Run an ad-hoc module on every smoke host; its result per host, from the json callback."""
+    env = {
+        **os.environ,
+        "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
+        "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json",
+    }
+    result = subprocess.run(
         [BIN / "ansible", "-i", str(SMOKE), "all", *args],
-        capture_output=True, text=True, timeout=120, check=False,
+        capture_output=True, text=True, timeout=120, check=False, env=env,
     )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    return json.loads(result.stdout)["plays"][0]["tasks"][0]["hosts"]
 
 
 def pids(spec) -> dict[str, int | None]:
@@ -51,16 +60,16 @@ def smoke_lab():
 
 
 def test_every_host_answers_ansible_ping(smoke_lab):
-    result = ansible("-m", "ansible.builtin.ping")
-    assert result.returncode == 0, result.stdout + result.stderr
-    for host in smoke_lab.hosts:
-        assert f"{host.name} | SUCCESS" in result.stdout
+    results = ansible("-m", "ansible.builtin.ping")
+    assert {name: r.get("ping") for name, r in results.items()} == {
+        host.name: "pong" for host in smoke_lab.hosts
+    }
 
 
 def test_hosts_run_systemd_as_service_manager(smoke_lab):
-    result = ansible("-m", "ansible.builtin.setup", "-a", "filter=ansible_service_mgr")
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.count('"ansible_service_mgr": "systemd"') == len(smoke_lab.hosts)
+    results = ansible("-m", "ansible.builtin.setup", "-a", "filter=ansible_service_mgr")
+    managers = {name: r["ansible_facts"]["ansible_service_mgr"] for name, r in results.items()}
+    assert managers == {host.name: "systemd" for host in smoke_lab.hosts}
 
 
 def test_hosts_have_their_own_name_and_address(smoke_lab):
