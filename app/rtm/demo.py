@@ -18,6 +18,7 @@ from pathlib import Path
 
 from kafka import KafkaConsumer
 
+from rtm import logsetup
 from rtm.layout import REPO, load_layout
 
 log = logging.getLogger("rtm-demo")
@@ -62,8 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--alerts", type=int, default=5, help="how many alerts to show")
     parser.add_argument("--timeout", type=float, default=600, help="seconds to wait for them")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="rtm-demo: %(message)s")
-    logging.getLogger("kafka").setLevel(logging.WARNING)
+    logsetup.configure("INFO")
     deploy(args.inventory)
     alerts = first_alerts(args.inventory, args.alerts, args.timeout)
     if not alerts:
