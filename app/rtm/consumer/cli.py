@@ -9,12 +9,9 @@ import sys
 import threading
 from pathlib import Path
 
-from pyspark.errors import PySparkException
-
 from rtm import logsetup
 from rtm.config import ConfigError, load
 from rtm.consumer.jobs import JOBS, job
-from rtm.consumer.runner import JobContext, StreamError, build_session, run_batch, run_stream
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +56,24 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logsetup.configure(args.log_level)
+    # Spark is imported only now: --help and configuration errors work on hosts without it.
+    try:
+        from pyspark.errors import PySparkException  # noqa: PLC0415
+
+        from rtm.consumer.runner import (  # noqa: PLC0415
+            JobContext,
+            StreamError,
+            build_session,
+            run_batch,
+            run_stream,
+        )
+    except ModuleNotFoundError as exc:
+        log.error(
+            "rtm-consumer needs Spark, which is not installed here (%s): install rtm[consumer], "
+            "as the rtm_app role does on the hosts of the consumers group",
+            exc,
+        )
+        return EXIT_CONFIG
     try:
         config = load(args.config)
         consumer = config.require_consumer()
