@@ -226,7 +226,7 @@ class _Section:
         value = self.raw(name, default)
         seconds = parse_duration(value)
         if seconds is None or seconds <= 0 or (whole and seconds != int(seconds)):
-            what = "a whole number of seconds like '30 seconds'" if whole else "a duration"
+            what = "a whole number of seconds" if whole else "a duration"
             raise ConfigError(
                 f"{self.key(name)}: expected {what} like '30 seconds', got {_show(value)}"
             )

@@ -75,7 +75,7 @@ def test_durations_accept_common_spellings() -> None:
         (
             "consumer.window.size",
             "soon",
-            "consumer.window.size: expected a whole number of seconds",
+            "consumer.window.size: expected a whole number of seconds like '30 seconds', got",
         ),
         ("consumer.window.slide", "1.5 seconds", "consumer.window.slide: expected a whole"),
         ("consumer.window.slide", "60 seconds", "consumer.window.slide: must not be longer"),

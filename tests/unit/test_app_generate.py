@@ -43,11 +43,16 @@ def test_one_valid_row_per_server_per_second_per_file(tmp_path: Path) -> None:
         assert {r["server_id"] for r in records} == {"srv-01", "srv-02", "srv-03"}
 
 
-def test_bad_arguments_are_refused(tmp_path: Path) -> None:
-    with pytest.raises(SystemExit):
+def test_bad_arguments_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
         generate_main(["--out", str(tmp_path), "--start", "noon"])
-    with pytest.raises(SystemExit):
+    assert info.value.code == 2
+    assert "--start: ts: not an ISO-8601 timestamp: 'noon'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
         generate_main(["--out", str(tmp_path), "--servers", "0"])
+    assert info.value.code == 2
+    assert "--servers must be >= 1" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir()), "a refused run must not write files"
 
 
 def test_committed_sample_is_small_and_regenerable(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from datetime import timedelta
 from pathlib import Path
@@ -61,6 +62,12 @@ def test_loop_shift_moves_event_time() -> None:
         ("cpu", {"ts": "2025-01-01T00:00:00Z", "server_id": "a"}, "missing field(s): cpu_pct"),
         ("cpu", {"ts": "", "server_id": "a", "cpu_pct": "1"}, "missing field(s): ts"),
         ("cpu", {"ts": "2025-01-01T00:00:00Z", "server_id": " ", "cpu_pct": "1"}, "server_id"),
+        (
+            "cpu",
+            {"ts": "2025-01-01T00:00:00Z", "server_id": "s" * 129, "cpu_pct": "1"},
+            "server_id: longer than 128 characters",
+        ),
+        ("cpu", {"ts": "2025-01-01T00:00:00Z", "server_id": "a", "cpu_pct": "inf"}, "not a finite"),
         ("cpu", {"ts": "2025-01-01T00:00:00Z", "server_id": "a", "cpu_pct": "abc"}, "not a number"),
         ("cpu", {"ts": "2025-01-01T00:00:00Z", "server_id": "a", "cpu_pct": "nan"}, "not a finite"),
         (
@@ -112,6 +119,20 @@ def test_read_rows_keeps_line_numbers_raw_text_and_field_count_problems(tmp_path
     assert rows[1].problem == "expected 3 fields, got 2"
     assert rows[2].raw == "2025-01-01T00:00:02Z,a,1,extra"
     assert rows[2].problem == "expected 3 fields, got 4"
+
+
+def test_a_line_the_csv_module_cannot_read_is_a_row_problem_not_a_crash(tmp_path: Path) -> None:
+    path = tmp_path / "cpu_data.csv"
+    huge = "x" * (csv.field_size_limit() + 1)
+    path.write_text(
+        f"ts,server_id,cpu_pct\n2025-01-01T00:00:00Z,{huge},1\n2025-01-01T00:00:01Z,a,2\n"
+    )
+    rows = list(read_rows(path, kind("cpu")))
+    assert [r.line for r in rows] == [2, 3]
+    assert rows[0].fields is None
+    assert rows[0].problem is not None
+    assert rows[0].problem.startswith("not valid CSV: field larger than field limit")
+    assert rows[1].fields == {"ts": "2025-01-01T00:00:01Z", "server_id": "a", "cpu_pct": "2"}
 
 
 def test_check_files_names_the_missing_file_or_column(tmp_path: Path) -> None:
