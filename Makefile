@@ -59,7 +59,7 @@ deploy: venv ## ansible-playbook -i INVENTORY ansible/site.yml
 demo: artifacts lab-up ## the whole rehearsal: lab, deploy, sample data, fab status, first alerts
 	$(BIN)/python -m rtm.demo --inventory $(INVENTORY)
 
-test: system-deps venv artifacts ## the whole test suite (unit, integration, lab)
+test: system-deps venv artifacts lint ## lint, then the whole test suite (unit, integration, lab)
 	$(BIN)/pytest tests/unit tests/integration tests/lab
 
 test-unit: venv ## unit tests only (no services)
@@ -72,12 +72,12 @@ test-lab: system-deps artifacts ## end-to-end tests on the container lab
 	$(BIN)/pytest tests/lab
 
 lint: venv ## ruff and ansible-lint
-	$(BIN)/ruff check app tests fabfile.py
-	$(BIN)/ruff format --check app tests fabfile.py
+	$(BIN)/ruff check app tests bench fabfile.py
+	$(BIN)/ruff format --check app tests bench fabfile.py
 	$(BIN)/ansible-lint
 
-bench: ## the benchmarks; results under bench/results/ (not written yet)
-	@echo "make bench: the benchmarks are not written yet; nothing was measured" >&2; exit 1
+bench: artifacts ## throughput, alert latency, deployment on the labs; results in bench/results/
+	$(BIN)/python -m bench
 
 clean: ## remove the virtualenv and the artifact cache (the lab image cache stays)
 	rm -rf $(VENV) $(ARTIFACTS)

@@ -1,0 +1,299 @@
+"""End-to-end alert latency: event time of a metric to its alert on the alerts topic.
+
+For N simulated servers (bench.loadgen) the benchmark reads the alerts topic from its end,
+keeps this run's alerts (server ids carry a run id, so nothing clashes with other data) and
+computes for each alert its Kafka record timestamp minus the window end, and minus the newest
+event time in that window. ``fab status --json`` is sampled meanwhile for the consumer jobs'
+lag (end offsets against the offsets in their Spark checkpoints).
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import logging
+import re
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from kafka import KafkaConsumer, TopicPartition
+
+from bench.lab import BenchError, Target, run, tool
+from bench.loadgen import KINDS, LoadResult, Plan, run_load
+from bench.report import Section
+from bench.stats import percentile
+from rtm.config import parse_duration
+from rtm.records import parse_ts
+
+log = logging.getLogger(__name__)
+
+SIZES = (100, 1000, 5000)
+JOB_KINDS = {"cpu_mem": 2, "net_disk": 2}  # metric topics each job reads
+_BEHIND = re.compile(r"(\d+) records behind")
+
+
+@dataclass(frozen=True)
+class Timing:
+    seconds: int  # of load per run
+    drain: int  # after the load, for alerts of the last closed windows
+    catch_up: int  # at most, before a run, for the consumers to work off earlier load
+
+
+# Only windows ending at least the watermark delay before the load stops are final during the
+# run (event time stops moving with the load), so a run must be well over window + watermark.
+FULL = Timing(seconds=90, drain=75, catch_up=240)
+QUICK = Timing(seconds=45, drain=45, catch_up=90)
+
+
+def latencies(
+    alerts: Iterable[tuple[float, dict[str, Any]]], ticks: Sequence[float]
+) -> list[tuple[float, float]]:
+    """(alert time - window end, alert time - newest event in the window) per alert."""
+    found = []
+    for alert_time, body in alerts:
+        start = parse_ts(str(body["window_start"])).timestamp()
+        end = parse_ts(str(body["window_end"])).timestamp()
+        newest_index = bisect.bisect_left(ticks, end) - 1
+        if newest_index < 0 or ticks[newest_index] < start:
+            continue  # no event of this run in the window: not this run's alert
+        found.append((alert_time - end, alert_time - ticks[newest_index]))
+    return found
+
+
+def lag_by_job(status: dict[str, Any]) -> dict[str, int]:
+    """Records behind per consumer job, from ``fab status --json``."""
+    found = {}
+    for checks in status.get("hosts", {}).values():
+        for check in checks:
+            name = str(check.get("name", ""))
+            if name.endswith(" lag") and (m := _BEHIND.search(str(check.get("detail", "")))):
+                found[name.removesuffix(" lag")] = int(m[1])
+    return found
+
+
+def keeps_up(samples: Sequence[tuple[float, int]], input_rate: float, trigger: float) -> bool:
+    """Lag bounded: never more than about three micro-batches of the input during the load.
+
+    Lag is a saw-tooth (it grows between micro-batches, then drops), so sampled lag is judged
+    against what a consumer that keeps up can be behind, not by its trend.
+    """
+    return bool(samples) and max(v for _, v in samples) <= 3 * input_rate * trigger
+
+
+def catch_up_seconds(
+    samples: Sequence[tuple[float, dict[str, int]]], load_end: float
+) -> float | None:
+    """Seconds after the load ended until every job's lag was 0; None if it never was."""
+    for t, lag in samples:
+        if t >= load_end and lag and not any(lag.values()):
+            return t - load_end
+    return None
+
+
+def fab_status(target: Target) -> dict[str, Any] | None:
+    cmd = [tool("fab"), "status", "--inventory", str(target.inventory), "--json"]
+    try:
+        result = run(cmd, timeout=90)
+    except BenchError as exc:
+        log.warning("%s", exc)
+        return None
+    start = result.stdout.find("{")
+    try:
+        return json.loads(result.stdout[start:]) if start >= 0 else None
+    except json.JSONDecodeError:
+        return None
+
+
+class AlertReader(threading.Thread):
+    """Reads the alerts topic from its current end; keeps this run's alerts by alert_id."""
+
+    def __init__(self, target: Target, topic: str, prefix: str) -> None:
+        super().__init__(name="alert-reader", daemon=True)
+        self.alerts: dict[str, tuple[float, dict[str, Any]]] = {}
+        self.stop = threading.Event()
+        self._prefix = prefix
+        self._consumer = KafkaConsumer(
+            bootstrap_servers=target.bootstrap, enable_auto_commit=False, group_id=None
+        )
+        parts = sorted(self._consumer.partitions_for_topic(topic) or ())
+        if not parts:
+            raise BenchError(f"topic {topic} does not exist; is the pipeline deployed?")
+        partitions = [TopicPartition(topic, p) for p in parts]
+        self._consumer.assign(partitions)
+        self._consumer.seek_to_end(*partitions)
+        for tp in partitions:
+            self._consumer.position(tp)  # resolve the end now, before any load is sent
+
+    def run(self) -> None:
+        try:
+            while not self.stop.is_set():
+                for records in self._consumer.poll(timeout_ms=500).values():
+                    for record in records:
+                        self._keep(record.timestamp / 1000, record.value)
+        finally:
+            self._consumer.close()
+
+    def _keep(self, when: float, value: bytes) -> None:
+        try:
+            body = json.loads(value)
+        except ValueError:
+            return
+        if str(body.get("server_id", "")).startswith(self._prefix):
+            self.alerts.setdefault(str(body.get("alert_id")), (when, body))
+
+
+class LagSampler(threading.Thread):
+    """Samples the consumer jobs' lag with ``fab status --json`` every ``interval`` seconds."""
+
+    def __init__(self, target: Target, interval: float) -> None:
+        super().__init__(name="lag-sampler", daemon=True)
+        self.samples: list[tuple[float, dict[str, int]]] = []
+        self.stop = threading.Event()
+        self._target = target
+        self._interval = interval
+
+    def run(self) -> None:
+        start = time.monotonic()
+        while not self.stop.is_set():
+            status = fab_status(self._target)
+            if status is not None:
+                self.samples.append((time.monotonic() - start, lag_by_job(status)))
+            self.stop.wait(self._interval)
+
+
+def _producer_service(target: Target, action: str) -> None:
+    for address in target.addresses("producers"):
+        result = target.ssh(address, f"systemctl {action} rtm-producer.service", timeout=120)
+        if result.returncode != 0:
+            log.warning("systemctl %s rtm-producer on %s: %s", action, address, result.output)
+
+
+def _trigger(target: Target) -> float:
+    for host in target.inv.group(target.layout.group("consumers")):
+        seconds = parse_duration(host.vars.get("rtm_app_trigger_interval", "10 seconds"))
+        if seconds:
+            return seconds
+    return 10.0
+
+
+def wait_for_consumers(target: Target, servers: int, trigger: float, limit: float) -> bool:
+    """Wait (at most ``limit`` seconds) until earlier load is worked off; False on time-out."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        status = fab_status(target)
+        lag = lag_by_job(status) if status else {}
+        if lag and all(v <= 2 * servers * trigger * JOB_KINDS.get(j, 2) for j, v in lag.items()):
+            return True
+        time.sleep(5)
+    return False
+
+
+def one_run(target: Target, section: Section, plan: Plan, timing: Timing, trigger: float) -> None:
+    reader = AlertReader(target, target.layout.topic("alerts"), plan.prefix)
+    sampler = LagSampler(target, interval=max(10.0, trigger))
+    topics = {k: target.layout.topic(k) for k in ("cpu", "mem", "net", "disk")}
+    reader.start()
+    sampler.start()
+    try:
+        load = run_load(plan, target.bootstrap, topics, threading.Event())
+        time.sleep(timing.drain)
+    finally:
+        sampler.stop.set()
+        reader.stop.set()
+        sampler.join(timeout=120)
+        reader.join(timeout=30)
+    _record(section, plan, load, reader=reader, sampler=sampler, trigger=trigger)
+
+
+def _record(
+    section: Section,
+    plan: Plan,
+    load: LoadResult,
+    *,
+    reader: AlertReader,
+    sampler: LagSampler,
+    trigger: float,
+) -> None:
+    n = plan.servers
+    pairs = latencies(reader.alerts.values(), load.ticks)
+    section.figure(f"N={n}: records/s sent by the load generator", "records/s",
+                   f"target {plan.records_per_second}/s").add(load.rate)  # fmt: skip
+    section.figure(f"N={n}: alerts measured", "alerts").add(len(pairs))
+    if pairs:
+        for label, index in (("window end", 0), ("newest event", 1)):
+            values = [p[index] for p in pairs]
+            for pct in (50, 95, 99):
+                section.figure(f"N={n}: p{pct} alert - {label}", "s").add(percentile(values, pct))
+    if (caught_up := catch_up_seconds(sampler.samples, load.seconds)) is not None:
+        section.figure(f"N={n}: lag back to 0 after the load", "s",
+                       "sampled every ~10 s").add(caught_up)  # fmt: skip
+    up = True
+    for job, kinds in JOB_KINDS.items():
+        # Judged while the load runs: afterwards any consumer catches up.
+        series = [(t, lag[job]) for t, lag in sampler.samples if job in lag and t <= load.seconds]
+        if series:
+            section.figure(f"N={n}: max lag {job}", "records").add(max(v for _, v in series))
+        up = up and keeps_up(series, load.rate * kinds / len(KINDS), trigger)
+    details = section.details.setdefault("runs", [])
+    details.append({
+        "servers": n,
+        "alerts": len(pairs),
+        "sent": load.sent,
+        "failed": load.failed,
+        "late_seconds": load.late_ticks,
+        "generator_rate": round(load.rate),
+        "target_rate": plan.records_per_second,
+        "consumers_keep_up": up,
+        "lag_samples": [[round(t), lag] for t, lag in sampler.samples],
+    })  # fmt: skip
+
+
+def measure(target: Target, section: Section, runs: int, quick: bool) -> None:
+    timing = QUICK if quick else FULL
+    trigger = _trigger(target)
+    section.settings |= {
+        "load_seconds": timing.seconds,
+        "drain_seconds": timing.drain,
+        "trigger_seconds": trigger,
+        "partitions": int(target.layout.topics["cpu"]["partitions"]),
+    }
+    # The deployed producer replays the sample into the same topics: stop it meanwhile.
+    _producer_service(target, "stop")
+    try:
+        for n in SIZES:
+            for number in range(1, runs + 1):
+                if not wait_for_consumers(target, n, trigger, timing.catch_up):
+                    log.warning(
+                        "consumers still behind after %ds; measuring anyway", timing.catch_up
+                    )
+                log.info("latency: N=%d, run %d of %d", n, number, runs)
+                plan = Plan(servers=n, seconds=timing.seconds, run_id=uuid.uuid4().hex[:8])
+                one_run(target, section, plan, timing, trigger)
+    finally:
+        _producer_service(target, "start")
+    _explain(section)
+
+
+def _explain(section: Section) -> None:
+    for n in SIZES:
+        rows = [r for r in section.details.get("runs", []) if r["servers"] == n]
+        if not rows:
+            continue
+        reached = min(r["generator_rate"] / r["target_rate"] for r in rows)
+        kept = all(r["consumers_keep_up"] for r in rows)
+        text = f"N={n}: the load generator reached {reached:.0%} of its target rate"
+        text += " (it could not keep up on this machine)" if reached < 0.95 else ""
+        text += "; the consumers " + (
+            ("kept up with what it sent" if reached < 0.95 else "kept up") + " (lag bounded)."
+            if kept
+            else "fell behind (lag above three micro-batches of input)."
+        )
+        section.notes.append(text)
+    section.notes.append(
+        "Floor of the design: a window is final once the watermark (newest event - 10 s) passes "
+        "its end, then the next micro-batch (trigger interval) writes its alerts."
+    )

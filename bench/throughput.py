@@ -1,0 +1,337 @@
+"""Producer throughput: rtm-producer (as fast as possible) beside Kafka's ProducerPerformance.
+
+Both run on the controller against the same brokers, into dedicated topics with the lab's
+replication and ``min.insync.replicas`` (rtm-producer: one per metric kind, as deployed;
+ProducerPerformance: one topic with as many partitions as those four together), with
+``acks=all`` and idempotence, at the same average record size. Each rtm variant (linger,
+compression) is paired with a Java run using the same linger and compression, so their ratio
+compares the clients and not the settings.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from kafka import codec as kafka_codec
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import TopicAlreadyExistsError
+
+from bench import REPO
+from bench.lab import BenchError, Target, run, tail
+from bench.report import Section
+from bench.stats import median
+from rtm.artifacts.build import kafka_home
+from rtm.config import ReplayConfig, parse
+from rtm.producer.replay import schedule
+from rtm.records import from_row
+
+log = logging.getLogger(__name__)
+
+TOPIC = "bench-throughput"  # ProducerPerformance's; rtm-producer writes one per metric kind
+RTM_TOPICS = {k: f"{TOPIC}-{k}" for k in ("cpu", "mem", "net", "disk", "dead_letter")}
+TARGET_RECORD_BYTES = 150
+_SUMMARY = re.compile(
+    r"(?P<records>\d+) records sent, (?P<rate>[\d.]+) records/sec \((?P<mb>[\d.]+) MB/sec\), "
+    r"(?P<avg>[\d.]+) ms avg latency, (?P<max>[\d.]+) ms max latency, "
+    r"(?P<p50>\d+) ms 50th, (?P<p95>\d+) ms 95th, (?P<p99>\d+) ms 99th, (?P<p999>\d+) ms 99\.9th"
+)
+_LOG_TIME = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3})Z ")
+_FINAL = re.compile(r"final: sent=(\d+) failed=(\d+)")
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    linger_ms: int
+    compression: str
+    why: str
+
+
+# The first is what site.yml deploys (the config defaults); the others change one setting.
+VARIANTS = (
+    Variant("deployed (linger 20 ms, gzip)", 20, "gzip", "the configuration site.yml deploys"),
+    Variant("linger 0 ms, gzip", 0, "gzip", "no batching delay"),
+    Variant("linger 100 ms, gzip", 100, "gzip", "bigger batches"),
+    Variant("linger 20 ms, no compression", 20, "none", "no gzip CPU cost"),
+    Variant("linger 100 ms, no compression", 100, "none", "bigger batches, no gzip"),
+    Variant("linger 20 ms, lz4", 20, "lz4", "cheaper codec (needs the lz4 package)"),
+)
+
+
+@dataclass(frozen=True)
+class Scale:
+    servers: int
+    minutes: int
+    java_records: int
+
+    @property
+    def records(self) -> int:
+        return self.servers * self.minutes * 60 * 4
+
+
+FULL = Scale(servers=10, minutes=25, java_records=150_000)
+QUICK = Scale(servers=10, minutes=4, java_records=60_000)
+
+
+@dataclass(frozen=True)
+class JavaResult:
+    records: int
+    rate: float
+    mb_per_s: float
+    avg_ms: float
+    p99_ms: float
+
+
+def parse_summary(output: str) -> JavaResult:
+    """The final summary line of ProducerPerformance (the one with percentiles)."""
+    matches = list(_SUMMARY.finditer(output))
+    if not matches:
+        raise ValueError(f"no ProducerPerformance summary in:\n{tail(output)}")
+    m = matches[-1]
+    return JavaResult(
+        records=int(m["records"]),
+        rate=float(m["rate"]),
+        mb_per_s=float(m["mb"]),
+        avg_ms=float(m["avg"]),
+        p99_ms=float(m["p99"]),
+    )
+
+
+def producer_window(log_text: str) -> tuple[int, int, float]:
+    """Sent, failed, and seconds from the replay's start to its final count, from the log."""
+    start = end = None
+    sent = failed = 0
+    for line in log_text.splitlines():
+        stamp = _LOG_TIME.match(line)
+        if not stamp:
+            continue
+        moment = datetime.fromisoformat(stamp[1])
+        if "replaying " in line and start is None:
+            start = moment
+        if final := _FINAL.search(line):
+            end, sent, failed = moment, int(final[1]), int(final[2])
+    if start is None or end is None:
+        raise ValueError(f"no replay start or final count in the producer log:\n{tail(log_text)}")
+    return sent, failed, max((end - start).total_seconds(), 1e-3)
+
+
+def available(variant: Variant) -> bool:
+    checks = {"lz4": kafka_codec.has_lz4, "snappy": kafka_codec.has_snappy}
+    return variant.compression not in checks or checks[variant.compression]()
+
+
+def ensure_topics(target: Target, partitions: dict[str, int]) -> None:
+    """Create the topics (name: partitions) with the cluster's replication and min ISR."""
+    admin = KafkaAdminClient(bootstrap_servers=target.bootstrap, request_timeout_ms=30000)
+    try:
+        for topic, count in partitions.items():
+            spec = NewTopic(
+                topic,
+                num_partitions=count,
+                replication_factor=target.replication,
+                topic_configs={"min.insync.replicas": str(target.min_insync)},
+            )
+            try:
+                admin.create_topics([spec], timeout_ms=30000)
+            except TopicAlreadyExistsError:
+                log.info("topic %s exists; reusing it", topic)
+    finally:
+        admin.close()
+    log.info(
+        "topics %s: replication %d, min.insync.replicas %d",
+        ", ".join(f"{t} ({n} partitions)" for t, n in partitions.items()),
+        target.replication,
+        target.min_insync,
+    )
+
+
+def delete_topics(target: Target, topics: list[str]) -> None:
+    admin = KafkaAdminClient(bootstrap_servers=target.bootstrap, request_timeout_ms=30000)
+    try:
+        admin.delete_topics(topics, timeout_ms=30000)
+    except Exception as exc:  # cleanup must not hide the results
+        log.warning("could not delete %s: %r", topics, exc)
+    finally:
+        admin.close()
+
+
+def generate(out: Path, scale: Scale) -> None:
+    cmd = [
+        str(Path(sys.executable).with_name("rtm-generate")),
+        "--servers", str(scale.servers), "--minutes", str(scale.minutes),
+        "--seed", "7", "--out", str(out), "--log-level", "WARNING",
+    ]  # fmt: skip
+    result = run(cmd, timeout=600)
+    if result.returncode != 0:
+        raise BenchError(f"rtm-generate failed:\n{tail(result.output)}")
+
+
+def _replay_config(data_dir: Path) -> ReplayConfig:
+    raw = {
+        "kafka": {"bootstrap_servers": ["127.0.0.1:9092"]},
+        "producer": {"replay": {"data_dir": str(data_dir), "as_fast_as_possible": True}},
+    }
+    return parse(raw, base=data_dir).producer.replay
+
+
+def _records(data_dir: Path, host: str) -> Iterator[bytes]:
+    for item in schedule(data_dir, _replay_config(data_dir)):
+        if item.row.fields is not None:
+            record = from_row(item.row.kind, item.row.fields, host)
+            yield json.dumps(record, separators=(",", ":"), allow_nan=False).encode()
+
+
+def padded_host(data_dir: Path) -> str:
+    """A producer_host that brings the mean record to about TARGET_RECORD_BYTES."""
+    base = "bench-producer"
+    sizes = [len(r) for _, r in zip(range(20_000), _records(data_dir, base), strict=False)]
+    pad = max(0, round(TARGET_RECORD_BYTES - sum(sizes) / len(sizes)))
+    return f"{base}-{'x' * pad}" if pad else base
+
+
+def mean_record_bytes(data_dir: Path, host: str) -> float:
+    sizes = [len(r) for r in _records(data_dir, host)]
+    return sum(sizes) / len(sizes)
+
+
+def serialisation_rates(data_dir: Path, host: str) -> tuple[float, float]:
+    """Records/s of reading + scheduling the CSVs alone, and of that plus building the JSON."""
+    cfg = _replay_config(data_dir)
+    start = time.perf_counter()
+    rows = sum(1 for _ in schedule(data_dir, cfg))
+    read_s = time.perf_counter() - start
+    start = time.perf_counter()
+    built = sum(1 for _ in _records(data_dir, host))
+    build_s = time.perf_counter() - start
+    return rows / read_s, built / build_s
+
+
+def write_config(path: Path, target: Target, data_dir: Path, host: str, v: Variant) -> None:
+    config = {
+        "kafka": {"bootstrap_servers": target.bootstrap, "topics": RTM_TOPICS},
+        "producer": {
+            "mode": "replay",
+            "host": host,
+            "stats_interval": "1 minute",
+            "replay": {"data_dir": str(data_dir), "as_fast_as_possible": True, "loop": False},
+            "delivery": {"compression": v.compression, "linger_ms": v.linger_ms},
+        },
+    }
+    # JSON is YAML: no YAML writer needed.
+    path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+
+
+def run_rtm(config: Path, expected: int) -> float:
+    cmd = [str(Path(sys.executable).with_name("rtm-producer")), "--config", str(config)]
+    result = run(cmd, timeout=1800)
+    if result.returncode != 0:
+        raise BenchError(f"rtm-producer exited {result.returncode}:\n{tail(result.output)}")
+    sent, failed, seconds = producer_window(result.output)
+    if failed or sent != expected:
+        raise BenchError(f"rtm-producer: {sent} of {expected} acknowledged, {failed} failed")
+    return sent / seconds
+
+
+def run_java(target: Target, home: Path, records: int, size: int, v: Variant) -> JavaResult:
+    props = [
+        f"bootstrap.servers={','.join(target.bootstrap)}",
+        "acks=all",
+        "enable.idempotence=true",
+        f"linger.ms={v.linger_ms}",
+        f"compression.type={v.compression}",
+    ]
+    log4j = home / "config" / "tools-log4j.properties"
+    cmd = [
+        "java", "-Xmx512m", f"-Dlog4j.configuration=file:{log4j}",
+        "-cp", f"{home / 'libs'}/*", "org.apache.kafka.tools.ProducerPerformance",
+        "--topic", TOPIC, "--num-records", str(records), "--record-size", str(size),
+        "--throughput", "-1", "--producer-props", *props,
+    ]  # fmt: skip
+    result = run(cmd, timeout=1800)
+    if result.returncode != 0:
+        raise BenchError(f"ProducerPerformance exited {result.returncode}:\n{tail(result.output)}")
+    return parse_summary(result.output)
+
+
+def measure(target: Target, section: Section, runs: int, quick: bool) -> None:
+    scale = QUICK if quick else FULL
+    home = kafka_home(REPO / "artifacts")
+    partitions = int(target.layout.topics["cpu"]["partitions"])
+    # The same total partition count for both: rtm-producer spreads over four topics.
+    wanted = dict.fromkeys(RTM_TOPICS.values(), partitions) | {TOPIC: 4 * partitions}
+    ensure_topics(target, wanted)
+    variants = [v for v in VARIANTS if available(v)]
+    skipped = [v.name for v in VARIANTS if not available(v)]
+    with tempfile.TemporaryDirectory(prefix="rtm-bench-") as tmp:
+        data_dir = Path(tmp) / "data"
+        generate(data_dir, scale)
+        host = padded_host(data_dir)
+        size = round(mean_record_bytes(data_dir, host))
+        section.settings |= {
+            "records_per_rtm_run": scale.records,
+            "records_per_java_run": scale.java_records,
+            "record_bytes": size,
+            "partitions_per_rtm_topic": partitions,
+            "partitions_java_topic": 4 * partitions,
+            "replication": target.replication,
+            "min_insync_replicas": target.min_insync,
+        }
+        read_fig = section.figure("CSV read + schedule only (no Kafka)", "records/s")
+        build_fig = section.figure("CSV read + record build + JSON (no Kafka)", "records/s")
+        for number in range(1, runs + 1):
+            log.info("throughput run %d of %d", number, runs)
+            read_rate, build_rate = serialisation_rates(data_dir, host)
+            read_fig.add(read_rate)
+            build_fig.add(build_rate)
+            for v in variants:
+                config = Path(tmp) / "rtm.yml"
+                write_config(config, target, data_dir, host, v)
+                rtm_rate = run_rtm(config, scale.records)
+                java = run_java(target, home, scale.java_records, size, v)
+                section.figure(f"rtm-producer, {v.name}", "records/s", v.why).add(rtm_rate)
+                section.figure(f"ProducerPerformance, {v.name}", "records/s").add(java.rate)
+                section.figure(f"ratio rtm/java, {v.name}", "x").add(rtm_rate / java.rate)
+                log.info(
+                    "%s: rtm %.0f/s, java %.0f/s (ratio %.3f)",
+                    v.name, rtm_rate, java.rate, rtm_rate / java.rate,
+                )  # fmt: skip
+    delete_topics(target, list(wanted))
+    _explain(section, skipped)
+
+
+def _median_of(section: Section, name: str) -> float | None:
+    figure = next((f for f in section.figures if f.name == name), None)
+    return median(figure.values) if figure and figure.values else None
+
+
+def _explain(section: Section, skipped: list[str]) -> None:
+    base = _median_of(section, f"rtm-producer, {VARIANTS[0].name}")
+    build = _median_of(section, "CSV read + record build + JSON (no Kafka)")
+    if base:
+        for v in VARIANTS[1:]:
+            rate = _median_of(section, f"rtm-producer, {v.name}")
+            if rate:
+                section.notes.append(
+                    f"{v.name} ({v.why}): {rate / base - 1:+.0%} records/s against the deployed "
+                    "settings."
+                )
+        if build:
+            section.notes.append(
+                f"Reading the CSVs and building the JSON records alone costs {1e6 / build:.1f} µs "
+                f"a record, {base / build:.0%} of the deployed producer's time per record: the "
+                "rest is kafka-python's send path (partitioning, batching, compression, I/O)."
+            )
+    for name in skipped:
+        section.notes.append(f"{name}: not measured, its compression library is not installed.")
+    section.notes.append(
+        "batch_size is kafka-python's default (16 KiB): rtm's config does not expose it."
+    )

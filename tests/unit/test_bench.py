@@ -1,0 +1,136 @@
+"""The pure parts of the benchmarks: parsing, statistics, Markdown rendering."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+# bench/ is not installed: `python -m bench` runs it from the repository root.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from bench import report
+from bench.lab import recap
+from bench.latency import catch_up_seconds, keeps_up, lag_by_job, latencies
+from bench.stats import Figure, median, percentile, rounded
+from bench.throughput import parse_summary, producer_window
+
+JAVA_OUTPUT = """\
+59461 records sent, 11887.8 records/sec (1.70 MB/sec), 1450.3 ms avg latency, 2513.0 ms max latency.
+200000 records sent, 21367.521368 records/sec (3.06 MB/sec), 1120.41 ms avg latency, 2513.00 ms max latency, 1090 ms 50th, 2101 ms 95th, 2390 ms 99th, 2501 ms 99.9th.
+"""  # noqa: E501
+
+
+def test_parse_summary_takes_the_final_line() -> None:
+    result = parse_summary(JAVA_OUTPUT)
+    assert result.records == 200000
+    assert result.rate == pytest.approx(21367.521368)
+    assert result.mb_per_s == pytest.approx(3.06)
+    assert result.avg_ms == pytest.approx(1120.41)
+    assert result.p99_ms == 2390
+
+
+def test_parse_summary_without_a_summary_fails() -> None:
+    with pytest.raises(ValueError, match="no ProducerPerformance summary"):
+        parse_summary(JAVA_OUTPUT.splitlines()[0])
+
+
+def test_producer_window_from_the_log() -> None:
+    text = (
+        "2026-01-01T10:00:00.000Z INFO rtm.producer.service: replaying /d (pace=rows ...)\n"
+        "2026-01-01T10:00:04.500Z INFO rtm.producer.publisher: progress: sent=1 failed=0\n"
+        "2026-01-01T10:00:10.000Z INFO rtm.producer.publisher: final: sent=5000 failed=0 "
+        "malformed=0 pending=0\n"
+    )
+    assert producer_window(text) == (5000, 0, 10.0)
+
+
+def test_percentiles_interpolate_between_ranks() -> None:
+    values = [5.0, 1.0, 4.0, 2.0, 3.0]
+    assert median(values) == 3.0
+    assert median([1.0, 2.0, 3.0, 4.0]) == 2.5
+    assert percentile(values, 0) == 1.0
+    assert percentile(values, 100) == 5.0
+    assert percentile(values, 95) == pytest.approx(4.8)
+    assert percentile([7.0], 99) == 7.0
+    with pytest.raises(ValueError, match="no values"):
+        percentile([], 50)
+
+
+def test_figure_summary_and_rounding() -> None:
+    figure = Figure("rate", "records/s", [1000.123456, 3000.0, 2000.0])
+    body = figure.to_json()
+    assert (body["median"], body["min"], body["max"], body["runs"]) == (2000.0, 1000.0, 3000.0, 3)
+    assert rounded(0.0123456) == 0.01235
+    assert "median" not in Figure("none", "s").to_json()
+
+
+def test_latencies_to_window_end_and_newest_event() -> None:
+    ticks = [100.0, 101.0, 102.0, 103.0, 104.0, 105.0]
+
+    def window(start: int, end: int) -> dict[str, str]:
+        iso = "1970-01-01T00:{:02d}:{:02d}Z".format
+        return {"window_start": iso(*divmod(start, 60)), "window_end": iso(*divmod(end, 60))}
+
+    alerts = [
+        (130.0, window(90, 100)),  # no event of this run in it
+        (140.0, window(100, 104)),  # newest event in it: 103
+        (150.0, window(90, 120)),  # newest event in it: 105
+    ]
+    assert latencies(alerts, ticks) == [(36.0, 37.0), (30.0, 45.0)]
+
+
+def test_lag_by_job_reads_fab_status_json() -> None:
+    status = {
+        "hosts": {
+            "consumer1": [
+                {"name": "cpu_mem lag", "ok": True, "detail": "keeping up: 384 records behind, "},
+                {"name": "disk /var/lib/rtm", "ok": True, "detail": "25% used"},
+            ],
+            "consumer2": [
+                {"name": "net_disk lag", "ok": False, "detail": "falling behind: 9 records behind"}
+            ],
+        }
+    }
+    assert lag_by_job(status) == {"cpu_mem": 384, "net_disk": 9}
+
+
+def test_keeps_up_needs_a_bounded_lag() -> None:
+    steady = [(t, 2000) for t in range(0, 100, 10)]
+    growing = [(t, 1000 * t) for t in range(0, 100, 10)]
+    assert keeps_up(steady, input_rate=200, trigger=10)
+    assert not keeps_up(growing, input_rate=200, trigger=10)
+    assert not keeps_up([], input_rate=200, trigger=10)
+
+
+def test_catch_up_after_the_load() -> None:
+    samples = [(10.0, {"a": 500, "b": 9}), (50.0, {"a": 0, "b": 3}), (62.0, {"a": 0, "b": 0})]
+    assert catch_up_seconds(samples, load_end=45.0) == 17.0
+    assert catch_up_seconds(samples[:2], load_end=45.0) is None
+
+
+def test_recap_counts() -> None:
+    text = (
+        "PLAY RECAP ****\n"
+        "broker1   : ok=50   changed=0    unreachable=0    failed=0    skipped=3\n"
+        "consumer1 : ok=40   changed=2    unreachable=0    failed=0    skipped=1\n"
+    )
+    assert recap(text)["consumer1"]["changed"] == 2
+
+
+def test_markdown_tables_and_stable_json(tmp_path) -> None:
+    section = report.Section("throughput", {"cpu": "Test CPU", "cores": 2, "date": "2026-01-01"})
+    section.figure("rtm-producer, deployed", "records/s").add(12000.0)
+    section.figure("rtm-producer, deployed", "records/s").add(11000.0)
+    section.notes.append("gzip costs CPU.")
+    report.write_section(tmp_path, section)
+    written = (tmp_path / "throughput.json").read_text()
+    assert written == report.dump(json.loads(written))
+    report.write_readme(tmp_path)
+    text = (tmp_path / "README.md").read_text()
+    assert "## Producer throughput" in text
+    assert "| rtm-producer, deployed | 11,500 | 11,000 | 12,000 | 2 | records/s |" in text
+    assert "Test CPU, 2 cores" in text
+    assert "- gzip costs CPU." in text
