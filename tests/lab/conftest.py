@@ -160,7 +160,8 @@ def lab() -> Iterator[Lab]:
     yield from _lab("lab")
 
 
-# Module scope: only the KRaft module uses it, and two labs at once would crowd two cores.
+# Module scope: the KRaft module and the drills each get fresh hosts (the drills run ZooKeeper
+# mode), and two labs at once would crowd two cores.
 @pytest.fixture(scope="module")
 def lab_ha() -> Iterator[Lab]:
     """The three-broker lab (inventory/lab-ha), booted fresh; RTM_LAB_KEEP=1 leaves it running."""
@@ -187,6 +188,7 @@ _MODULE_ORDER = (
     "test_lab_lifecycle",
     "test_molecule",
     "test_infra_kraft_mode",
+    "test_drills",
     "test_infra_zookeeper_mode",
     "test_pipeline_e2e",
 )

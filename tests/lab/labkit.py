@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
+FAB = str(Path(sys.executable).with_name("fab"))
 
 # The sample's expected alerts. Its last event is at 00:03:59 and the watermark is 10 s, so
 # windows ending after CUTOFF close only when the next replay pass arrives: they are not in it.
@@ -17,3 +23,29 @@ CUTOFF = "2025-01-01T00:03:49Z"
 def closed_alert_ids(alerts: dict[str, dict]) -> set[str]:
     """The ids of the alerts whose windows one pass of the sample closes."""
     return {i for i, a in alerts.items() if a["window_end"] <= CUTOFF}
+
+
+def wait_for(predicate, timeout: float, interval: float = 5.0, what: str = "condition"):
+    """Poll ``predicate`` until it returns something truthy, then return that; fail on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+def fab_status(inventory: str, *args: str) -> tuple[int, dict]:
+    """``fab status --json`` on an inventory: exit code and report."""
+    result = subprocess.run(
+        [FAB, "status", "--inventory", inventory, "--json", *args],
+        cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    return result.returncode, json.loads(result.stdout)
+
+
+def failing(report: dict) -> set[tuple[str, str]]:
+    """(host, check) of every failed check in a fab status report."""
+    return {(h, c["name"]) for h, checks in report["hosts"].items() for c in checks if not c["ok"]}

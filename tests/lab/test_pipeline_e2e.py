@@ -9,43 +9,20 @@ topic -> fab status is healthy, and says so when it is not: a stopped broker, a 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 from kafka import KafkaConsumer
-from labkit import EXPECTED_ALERT_IDS, EXPECTED_ALERTS, closed_alert_ids
+from labkit import EXPECTED_ALERT_IDS, EXPECTED_ALERTS, closed_alert_ids, failing, wait_for
+from labkit import fab_status as labkit_fab_status
 
 pytestmark = pytest.mark.lab
 
-REPO = Path(__file__).resolve().parents[2]
-FAB = str(Path(sys.executable).with_name("fab"))
 CONSUMERS = ("consumer1", "consumer2")
 
 
-def wait_for(predicate, timeout: float, interval: float = 5.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
-
-
 def fab_status(*args: str) -> tuple[int, dict]:
-    result = subprocess.run(
-        [FAB, "status", "--inventory", "inventory/lab", "--json", *args],
-        cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
-    return result.returncode, json.loads(result.stdout)
-
-
-def failing(report: dict) -> set[tuple[str, str]]:
-    return {(h, c["name"]) for h, checks in report["hosts"].items() for c in checks if not c["ok"]}
+    return labkit_fab_status("inventory/lab", *args)
 
 
 @pytest.fixture(scope="module")

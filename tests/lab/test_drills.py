@@ -1,0 +1,229 @@
+"""Failure drills on inventory/lab-ha in ZooKeeper mode: three ZooKeeper nodes, three brokers.
+
+lab up (fixture) -> site.yml, consumers limited to a few records per micro-batch so that the
+sample takes several batches -> a consumer's Spark job SIGKILLed mid-stream: the alert files
+still equal the expected ones -> the ZooKeeper leader stopped: records still flow -> while
+``rtm-drill produce`` streams numbered records: a broker's JVM SIGKILLed, then a whole broker
+host killed and booted again; then ansible/rolling_restart.yml -> ``rtm-drill audit``: every
+acknowledged record is in the topic exactly once -> lab down (fixture).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from labkit import (
+    EXPECTED_ALERT_IDS,
+    EXPECTED_ALERTS,
+    closed_alert_ids,
+    fab_status,
+    failing,
+    wait_for,
+)
+
+from rtm.lab import lab as rtm_lab
+
+pytestmark = pytest.mark.lab
+
+INVENTORY = "inventory/lab-ha"
+BROKERS = ("ha-broker1", "ha-broker2", "ha-broker3")
+CONSUMERS = ("ha-consumer1", "ha-consumer2")
+DRILL = str(Path(sys.executable).with_name("rtm-drill"))
+DRILL_TOPIC = "drill"
+ALERTS_DIR = "/var/lib/rtm/output/cpu_mem/stream/alerts/"
+# About 150 records per micro-batch: one pass of the sample takes the cpu_mem job ten batches,
+# so a kill after its first alerts lands in the middle of the pass.
+SLOW_CONSUMERS = ("-e", '{"rtm_app_custom_config": {"consumer": {"max_offsets_per_trigger": 150}}}')
+
+
+def bootstrap(lab) -> str:
+    return ",".join(f"{lab.addresses[b]}:9092" for b in BROKERS)
+
+
+@pytest.fixture(scope="module")
+def cluster(lab_ha, deploy):
+    run = deploy(lab_ha, "ansible/site.yml", *SLOW_CONSUMERS)
+    assert run.returncode == 0, run.output[-6000:]
+    created = lab_ha.ssh(
+        BROKERS[0],
+        f"kafka-topics --bootstrap-server {bootstrap(lab_ha)} --create --if-not-exists"
+        f" --topic {DRILL_TOPIC} --partitions 6 --replication-factor 3"
+        " --config min.insync.replicas=2",
+    )
+    assert created.returncode == 0, created.stderr
+    return lab_ha
+
+
+class Stream:
+    """``rtm-drill produce`` in the background: numbered records until stopped."""
+
+    def __init__(self, lab, out: Path, rate: int = 200) -> None:
+        self.lab, self.out = lab, out
+        self.proc = subprocess.Popen(
+            [DRILL, "--bootstrap-servers", bootstrap(lab), "produce", "--topic", DRILL_TOPIC,
+             "--rate", str(rate), "--duration", "1200", "--out", str(out)],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+
+    def stop(self) -> dict:
+        """Stop streaming; audit the topic; the report as a dict (lost, duplicated, ...)."""
+        self.proc.send_signal(signal.SIGTERM)
+        log, _ = self.proc.communicate(timeout=300)
+        assert self.proc.returncode == 0, log[-4000:]
+        audit = subprocess.run(
+            [DRILL, "--bootstrap-servers", bootstrap(self.lab), "audit", "--produced",
+             str(self.out), "--timeout", "180"],
+            capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+        assert audit.stdout, audit.stderr[-4000:]
+        report = json.loads(audit.stdout)
+        print(f"drill report: {report}")  # shown with -s or on failure: the figures of the drill
+        return report
+
+
+def healthy_partitions(lab) -> bool:
+    """Every broker registered and no partition under-replicated, asked through broker1."""
+    result = lab.ssh(
+        BROKERS[0],
+        f"kafka-topics --bootstrap-server {bootstrap(lab)} --describe"
+        " --under-replicated-partitions",
+        timeout=60,
+    )
+    return result.returncode == 0 and not result.stdout.strip()
+
+
+def zookeeper_srvr(address: str) -> str:
+    with socket.create_connection((address, 2181), timeout=5) as sock:
+        sock.sendall(b"srvr")
+        return sock.makefile(encoding="utf-8").read()
+
+
+def restart_count(lab, host: str, unit: str) -> int:
+    return int(lab.ssh(host, f"systemctl show -P NRestarts {unit}").stdout.strip() or 0)
+
+
+def started_at(lab, host: str, unit: str) -> int:
+    out = lab.ssh(host, f"systemctl show -P ActiveEnterTimestampMonotonic {unit}")
+    return int(out.stdout.strip() or 0)
+
+
+def test_consumer_killed_mid_stream_leaves_the_same_alert_files(cluster) -> None:
+    host, unit = CONSUMERS[0], "rtm-consumer@cpu_mem.service"
+
+    def alert_files_listed() -> str:
+        return cluster.ssh(host, f"ls {ALERTS_DIR}").stdout.strip()
+
+    wait_for(alert_files_listed, timeout=600, interval=2, what="the cpu_mem job's first alert file")
+    before_kill = closed_alert_ids(cluster.alert_files(CONSUMERS))
+    restarts = restart_count(cluster, host, unit)
+    # Every process of the job at once, as in a crash. systemctl may report a process that
+    # exited while it was signalling the others; the restart count below is the proof.
+    cluster.ssh(host, f"systemctl kill --signal=KILL {unit}")
+    assert before_kill < EXPECTED_ALERT_IDS, "the job had finished the pass: nothing to drill"
+    wait_for(
+        lambda: restart_count(cluster, host, unit) > restarts
+        and cluster.ssh(host, f"systemctl is-active {unit}").stdout.strip() == "active",
+        timeout=120, interval=2, what="systemd to restart the killed job",
+    )  # fmt: skip
+    found = wait_for(
+        lambda: (a := cluster.alert_files(CONSUMERS)) and closed_alert_ids(a) >= EXPECTED_ALERT_IDS
+        and a,
+        timeout=900, interval=10, what="every expected alert after the restart",
+    )  # fmt: skip
+    assert closed_alert_ids(found) == EXPECTED_ALERT_IDS
+    for expected in EXPECTED_ALERTS:
+        got = found[expected["alert_id"]]
+        assert {k: got[k] for k in expected if k != "value"} == {
+            k: v for k, v in expected.items() if k != "value"
+        }
+        assert got["value"] == pytest.approx(expected["value"], rel=1e-9)
+
+
+def test_losing_the_zookeeper_leader_keeps_the_pipeline_flowing(cluster, tmp_path) -> None:
+    modes = {h: zookeeper_srvr(cluster.addresses[h]) for h in BROKERS}
+    leader = next(h for h, out in modes.items() if "Mode: leader" in out)
+    assert cluster.ssh(leader, "systemctl stop zookeeper.service").returncode == 0
+    try:
+        stream = Stream(cluster, tmp_path / "zk-loss.json")
+        time.sleep(20)
+        report = stream.stop()
+        assert report["acknowledged"] > 0, report
+        assert report["lost"] == 0, report
+        assert report["duplicated"] == 0, report
+        code, status = wait_for(
+            lambda: (r := fab_status(INVENTORY)) and (leader, "zookeeper.service") in failing(r[1])
+            and r,
+            timeout=120, what="fab status to name the stopped ZooKeeper node",
+        )  # fmt: skip
+        assert code != 0
+        # The ensemble lost one member of three: the others elected a leader and Kafka, the
+        # producer and both jobs carry on.
+        pipeline_checks = {"producer publishing", "cpu_mem lag", "net_disk lag"}
+        broken = {name for _, name in failing(status)}
+        assert not broken & pipeline_checks, failing(status)
+    finally:
+        assert cluster.ssh(leader, "systemctl start zookeeper.service").returncode == 0
+    wait_for(lambda: fab_status(INVENTORY)[0] == 0, timeout=300, what="health after ZooKeeper")
+
+
+def test_broker_loss_loses_no_acknowledged_record(cluster, tmp_path) -> None:
+    stream = Stream(cluster, tmp_path / "broker-loss.json")
+    time.sleep(10)
+    # The JVM dies as in a crash; systemd starts it again.
+    victim = BROKERS[1]
+    before = started_at(cluster, victim, "kafka.service")
+    killed = cluster.ssh(victim, "kill -KILL $(systemctl show -P MainPID kafka.service)")
+    assert killed.returncode == 0, killed.stderr
+    wait_for(
+        lambda: started_at(cluster, victim, "kafka.service") > before,
+        timeout=120, interval=2, what=f"systemd to restart Kafka on {victim}",
+    )  # fmt: skip
+    wait_for(lambda: healthy_partitions(cluster), timeout=300, what="the ISR to recover")
+    # Then a whole host goes, as on a power cut: its nspawn and every process in it.
+    settings = rtm_lab.LabSettings()
+    machine = next(
+        m
+        for m in rtm_lab.machines(rtm_lab.load_spec(cluster.inventory), settings)
+        if m.host.name == BROKERS[2]
+    )
+    pid = machine.pid()
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    machine.reap()
+    time.sleep(15)
+    up = subprocess.run(
+        [str(Path(sys.executable).with_name("rtm-lab")), "up", "-i", str(cluster.inventory)],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert up.returncode == 0, up.stderr
+    assert f"booting {BROKERS[2]}" in up.stderr
+    wait_for(
+        lambda: healthy_partitions(cluster), timeout=600, what="the host's replicas to catch up"
+    )
+    time.sleep(5)
+    report = stream.stop()
+    assert report["acknowledged"] > 0, report
+    assert report["lost"] == 0, report
+    assert report["duplicated"] == 0, report
+
+
+def test_rolling_restart_loses_no_acknowledged_record(cluster, tmp_path) -> None:
+    wait_for(lambda: healthy_partitions(cluster), timeout=300, what="a healthy cluster")
+    before = {b: started_at(cluster, b, "kafka.service") for b in BROKERS}
+    stream = Stream(cluster, tmp_path / "rolling-restart.json")
+    time.sleep(5)
+    run = cluster.playbook("ansible/rolling_restart.yml")
+    report = stream.stop()
+    assert run.returncode == 0, run.output[-6000:]
+    assert all(started_at(cluster, b, "kafka.service") > before[b] for b in BROKERS)
+    assert report["acknowledged"] > 0, report
+    assert report["lost"] == 0, report
+    assert report["duplicated"] == 0, report
