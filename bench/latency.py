@@ -41,12 +41,14 @@ class Timing:
     seconds: int  # of load per run
     drain: int  # after the load, for alerts of the last closed windows
     catch_up: int  # at most, before a run, for the consumers to work off earlier load
+    warm_up: int  # of unmeasured load before the first run
 
 
 # Only windows ending at least the watermark delay before the load stops are final during the
 # run (event time stops moving with the load), so a run must be well over window + watermark.
-FULL = Timing(seconds=90, drain=75, catch_up=240)
-QUICK = Timing(seconds=45, drain=45, catch_up=90)
+FULL = Timing(seconds=90, drain=75, catch_up=240, warm_up=120)
+QUICK = Timing(seconds=45, drain=45, catch_up=90, warm_up=30)
+WARM_UP_SERVERS = 1000
 
 
 def latencies(
@@ -236,7 +238,12 @@ def _record(
         # Judged while the load runs: afterwards any consumer catches up.
         series = [(t, lag[job]) for t, lag in sampler.samples if job in lag and t <= load.seconds]
         if series:
-            section.figure(f"N={n}: max lag {job}", "records").add(max(v for _, v in series))
+            highest = max(v for _, v in series)
+            section.figure(f"N={n}: max lag {job}", "records").add(highest)
+            if load.rate:
+                section.figure(f"N={n}: max lag {job}, in seconds of its input", "s",
+                               "max lag / records per second the job reads").add(
+                    highest / (load.rate * kinds / len(KINDS)))  # fmt: skip
         up = up and keeps_up(series, load.rate * kinds / len(KINDS), trigger)
     details = section.details.setdefault("runs", [])
     details.append({
@@ -258,12 +265,14 @@ def measure(target: Target, section: Section, runs: int, quick: bool) -> None:
     section.settings |= {
         "load_seconds": timing.seconds,
         "drain_seconds": timing.drain,
+        "warm_up": f"N={WARM_UP_SERVERS} for {timing.warm_up} s, not measured",
         "trigger_seconds": trigger,
         "partitions": int(target.layout.topics["cpu"]["partitions"]),
     }
     # The deployed producer replays the sample into the same topics: stop it meanwhile.
     _producer_service(target, "stop")
     try:
+        warm_up(target, timing)
         for n in SIZES:
             for number in range(1, runs + 1):
                 if not wait_for_consumers(target, n, trigger, timing.catch_up):
@@ -276,6 +285,15 @@ def measure(target: Target, section: Section, runs: int, quick: bool) -> None:
     finally:
         _producer_service(target, "start")
     _explain(section)
+
+
+def warm_up(target: Target, timing: Timing) -> None:
+    """Unmeasured load first, so that no size is measured on consumers fresh from a deployment
+    that have not yet run a loaded micro-batch."""
+    log.info("latency: warm-up, N=%d for %ds (not measured)", WARM_UP_SERVERS, timing.warm_up)
+    plan = Plan(servers=WARM_UP_SERVERS, seconds=timing.warm_up, run_id=uuid.uuid4().hex[:8])
+    topics = {k: target.layout.topic(k) for k in ("cpu", "mem", "net", "disk")}
+    run_load(plan, target.bootstrap, topics, threading.Event())
 
 
 def _explain(section: Section) -> None:
