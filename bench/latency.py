@@ -194,10 +194,14 @@ def wait_for_consumers(target: Target, servers: int, trigger: float, limit: floa
     return False
 
 
+def metric_topics(target: Target) -> dict[str, str]:
+    return {k: target.layout.topic(k) for k in KINDS}
+
+
 def one_run(target: Target, section: Section, plan: Plan, timing: Timing, trigger: float) -> None:
     reader = AlertReader(target, target.layout.topic("alerts"), plan.prefix)
     sampler = LagSampler(target, interval=max(10.0, trigger))
-    topics = {k: target.layout.topic(k) for k in ("cpu", "mem", "net", "disk")}
+    topics = metric_topics(target)
     reader.start()
     sampler.start()
     try:
@@ -237,14 +241,15 @@ def _record(
     for job, kinds in JOB_KINDS.items():
         # Judged while the load runs: afterwards any consumer catches up.
         series = [(t, lag[job]) for t, lag in sampler.samples if job in lag and t <= load.seconds]
+        job_rate = load.rate * kinds / len(KINDS)  # records/s this job reads
         if series:
             highest = max(v for _, v in series)
             section.figure(f"N={n}: max lag {job}", "records").add(highest)
-            if load.rate:
+            if job_rate:
                 section.figure(f"N={n}: max lag {job}, in seconds of its input", "s",
                                "max lag / records per second the job reads").add(
-                    highest / (load.rate * kinds / len(KINDS)))  # fmt: skip
-        up = up and keeps_up(series, load.rate * kinds / len(KINDS), trigger)
+                    highest / job_rate)  # fmt: skip
+        up = up and keeps_up(series, job_rate, trigger)
     details = section.details.setdefault("runs", [])
     details.append({
         "servers": n,
@@ -292,7 +297,7 @@ def warm_up(target: Target, timing: Timing) -> None:
     that have not yet run a loaded micro-batch."""
     log.info("latency: warm-up, N=%d for %ds (not measured)", WARM_UP_SERVERS, timing.warm_up)
     plan = Plan(servers=WARM_UP_SERVERS, seconds=timing.warm_up, run_id=uuid.uuid4().hex[:8])
-    topics = {k: target.layout.topic(k) for k in ("cpu", "mem", "net", "disk")}
+    topics = metric_topics(target)
     run_load(plan, target.bootstrap, topics, threading.Event())
 
 
