@@ -60,7 +60,7 @@ demo: artifacts lab-up ## the whole rehearsal: lab, deploy, sample data, fab sta
 	$(BIN)/python -m rtm.demo --inventory $(INVENTORY)
 
 test: system-deps venv artifacts lint ## lint, then the whole test suite (unit, integration, lab)
-	$(BIN)/pytest tests/unit tests/integration tests/lab
+	$(BIN)/pytest --durations=30 tests/unit tests/integration tests/lab
 
 test-unit: venv ## unit tests only (no services)
 	$(BIN)/pytest tests/unit

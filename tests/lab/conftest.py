@@ -1,8 +1,8 @@
 """Shared fixtures for the lab tests: boot a lab from an inventory, run playbooks, ssh in.
 
 The lab tests need root and the systemd-nspawn lab (``make`` installs systemd-container and
-debootstrap and builds the artifact cache). Each inventory's lab is booted once per session
-and torn down at the end, so every session starts from fresh hosts.
+debootstrap and builds the artifact cache). A lab is taken down before it boots (a leftover of
+an interrupted session is not adopted) and again at the end, so every lab starts from fresh hosts.
 """
 
 from __future__ import annotations
@@ -139,6 +139,13 @@ def _lab(inventory_name: str) -> Iterator[Lab]:
     _require_root_lab()
     inventory = REPO / "inventory" / inventory_name
     lab_cmd = [tool("rtm-lab")]
+    # `rtm-lab up` adopts a lab that is already running, and one left by an interrupted session
+    # carries that session's deployment: take it down first, so every lab starts from fresh hosts.
+    down = subprocess.run(
+        [*lab_cmd, "down", "-i", str(inventory)],
+        cwd=REPO, env=_env(), capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert down.returncode == 0, f"rtm-lab down (of a leftover lab) failed:\n{down.stderr}"
     up = subprocess.run(
         [*lab_cmd, "up", "-i", str(inventory)],
         cwd=REPO, env=_env(), capture_output=True, text=True, timeout=900, check=False,
