@@ -90,6 +90,25 @@ def parse_ts(text: str) -> datetime:
     return moment.astimezone(UTC)
 
 
+def describe_ahead(ahead: timedelta) -> str:
+    """How far a moment lies ahead, in its largest whole unit: ``250000 days``, ``3 minutes``."""
+    seconds = int(ahead.total_seconds())
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            count = seconds // size
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return f"{seconds} second{'s' if seconds != 1 else ''}"
+
+
+def check_not_future(moment: datetime, now: datetime, max_future: timedelta) -> None:
+    """Raise RowError when ``moment`` is more than ``max_future`` ahead of ``now``.
+
+    One such record would move the consumers' watermark into the future and every later record
+    would be dropped as late; it is a dead letter instead."""
+    if moment - now > max_future:
+        raise RowError(f"ts: {describe_ahead(moment - now)} in the future")
+
+
 def parse_metric(metric: Metric, text: str) -> float:
     try:
         value = float(text)
@@ -105,21 +124,26 @@ def parse_metric(metric: Metric, text: str) -> float:
 
 
 def from_row(
-    k: Kind, row: dict[str, str], producer_host: str, shift: timedelta = timedelta(0)
+    k: Kind,
+    row: dict[str, str],
+    producer_host: str,
+    shift: timedelta = timedelta(0),
+    future: tuple[datetime, timedelta] | None = None,
 ) -> dict[str, object]:
     """Build the record of a CSV row (a header-to-value mapping). Raises RowError.
 
-    ``shift`` moves the event time (the replay's loop passes use it)."""
+    ``shift`` moves the event time (the replay's loop passes use it). With ``future`` as
+    ``(now, max_future)``, an event time further ahead than that is an error."""
     missing = [c for c in k.columns if not (row.get(c) or "").strip()]
     if missing:
         raise RowError(f"missing field(s): {', '.join(missing)}")
     server_id = row["server_id"].strip()
     if len(server_id) > MAX_SERVER_ID:
         raise RowError(f"server_id: longer than {MAX_SERVER_ID} characters")
-    record: dict[str, object] = {
-        "server_id": server_id,
-        "ts": format_ts(parse_ts(row["ts"]) + shift),
-    }
+    moment = parse_ts(row["ts"]) + shift
+    if future is not None:
+        check_not_future(moment, *future)
+    record: dict[str, object] = {"server_id": server_id, "ts": format_ts(moment)}
     for metric in k.metrics:
         record[metric.name] = parse_metric(metric, row[metric.name])
     record["producer_host"] = producer_host

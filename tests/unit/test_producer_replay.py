@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from kafka.errors import MessageSizeTooLargeError
 
 from rtm.config import ReplayConfig, parse
 from rtm.producer.publisher import Publisher, compression_type
-from rtm.producer.replay import ReplayError, check_files, data_span, read_rows, schedule
+from rtm.producer.replay import (
+    MAX_LINE_BYTES,
+    ReplayError,
+    check_files,
+    data_span,
+    read_rows,
+    schedule,
+)
 from rtm.producer.service import Stopper, replay
-from rtm.records import KINDS, RowError, format_ts, from_row, kind, parse_ts
+from rtm.records import KINDS, RowError, describe_ahead, format_ts, from_row, kind, parse_ts
 
 HEADERS = {k.name: ",".join(k.columns) for k in KINDS}
 GOOD = {
@@ -121,18 +128,75 @@ def test_read_rows_keeps_line_numbers_raw_text_and_field_count_problems(tmp_path
     assert rows[2].problem == "expected 3 fields, got 4"
 
 
-def test_a_line_the_csv_module_cannot_read_is_a_row_problem_not_a_crash(tmp_path: Path) -> None:
+def test_a_line_longer_than_the_bound_is_a_row_problem_read_in_bounded_memory(
+    tmp_path: Path,
+) -> None:
     path = tmp_path / "cpu_data.csv"
-    huge = "x" * (csv.field_size_limit() + 1)
+    huge = "x" * (4 * MAX_LINE_BYTES)
     path.write_text(
         f"ts,server_id,cpu_pct\n2025-01-01T00:00:00Z,{huge},1\n2025-01-01T00:00:01Z,a,2\n"
     )
     rows = list(read_rows(path, kind("cpu")))
     assert [r.line for r in rows] == [2, 3]
     assert rows[0].fields is None
-    assert rows[0].problem is not None
-    assert rows[0].problem.startswith("not valid CSV: field larger than field limit")
+    assert rows[0].problem == f"longer than {MAX_LINE_BYTES} bytes"
+    assert rows[0].raw == ("2025-01-01T00:00:00Z," + huge)[:200] + "..."
     assert rows[1].fields == {"ts": "2025-01-01T00:00:01Z", "server_id": "a", "cpu_pct": "2"}
+
+
+def test_a_line_that_is_not_utf8_is_a_row_problem_with_its_bytes_escaped(tmp_path: Path) -> None:
+    path = tmp_path / "mem_data.csv"
+    path.write_bytes(
+        b"ts,server_id,mem_pct\n"
+        b"2026-03-14T09:00:09Z,web-\xff,50.0\n"
+        b"2026-03-14T09:00:10Z,web-1,50.0\n"
+        b"2026-03-14T09:00:11Z,web-1,50.0"  # no line break at the end
+    )
+    rows = list(read_rows(path, kind("mem")))
+    assert [r.line for r in rows] == [2, 3, 4]
+    assert rows[0].fields is None
+    assert rows[0].problem == "not UTF-8 text: byte 0xff at column 26"
+    assert rows[0].raw == "2026-03-14T09:00:09Z,web-\\xff,50.0"
+    assert rows[2].fields == {"ts": "2026-03-14T09:00:11Z", "server_id": "web-1", "mem_pct": "50.0"}
+
+
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [
+        (b"ts,server_id,\xffcpu_pct\n", r"line 1 \(the header\) is not UTF-8 text: byte 0xff"),
+        (b"ts," + b"x" * (MAX_LINE_BYTES + 5) + b"\n", r"line 1 \(the header\) is longer than"),
+        (b"", r"header lacks column\(s\) ts, server_id, cpu_pct"),
+    ],
+)
+def test_a_header_that_cannot_be_read_is_refused_up_front(
+    tmp_path: Path, header: bytes, message: str
+) -> None:
+    write_set(tmp_path)
+    (tmp_path / "cpu_data.csv").write_bytes(header)
+    with pytest.raises(ReplayError, match=r"cpu_data\.csv: " + message):
+        check_files(tmp_path)
+
+
+def test_a_header_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    write_set(tmp_path)
+    path = tmp_path / "cpu_data.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    check_files(tmp_path)
+    assert next(read_rows(path, kind("cpu"))).fields is not None
+
+
+def test_an_event_time_too_far_ahead_is_rejected_with_how_far() -> None:
+    now = parse_ts("2026-03-14T09:00:00Z")
+    rule = (now, timedelta(minutes=5))
+    row = {"ts": "9999-12-31T00:00:00Z", "server_id": "a", "cpu_pct": "1"}
+    with pytest.raises(RowError, match=r"^ts: 2912369 days in the future$"):
+        from_row(kind("cpu"), row, "p", future=rule)
+    row["ts"] = "2026-03-14T09:04:59Z"
+    assert from_row(kind("cpu"), row, "p", future=rule)["ts"] == "2026-03-14T09:04:59Z"
+    row["ts"] = "2026-03-14T11:00:00Z"
+    with pytest.raises(RowError, match=r"^ts: 2 hours in the future$"):
+        from_row(kind("cpu"), row, "p", future=rule)
+    assert describe_ahead(timedelta(seconds=61)) == "1 minute"
 
 
 def test_check_files_names_the_missing_file_or_column(tmp_path: Path) -> None:
@@ -154,6 +218,7 @@ def _cfg(**changes: object) -> ReplayConfig:
         "speedup": 1.0,
         "as_fast_as_possible": False,
         "loop": False,
+        "buffer": 10_000,
     }
     base.update(changes)
     return ReplayConfig(**base)  # type: ignore[arg-type]
@@ -180,17 +245,19 @@ def test_data_span_is_last_minus_first_plus_one_second(tmp_path: Path) -> None:
 
 
 class FakeFuture:
-    def __init__(self, ok: bool) -> None:
-        self.ok = ok
+    """Answers at once, as a kafka-python future does: ``f(*args, value)``."""
+
+    def __init__(self, error: BaseException | None) -> None:
+        self.error = error
 
     def add_callback(self, f: object, *args: object) -> FakeFuture:
-        if self.ok:
-            f(None, *args)  # type: ignore[operator]
+        if self.error is None:
+            f(*args, None)  # type: ignore[operator]
         return self
 
     def add_errback(self, f: object, *args: object) -> FakeFuture:
-        if not self.ok:
-            f(RuntimeError("broker said no"), *args)  # type: ignore[operator]
+        if self.error is not None:
+            f(*args, self.error)  # type: ignore[operator]
         return self
 
 
@@ -204,7 +271,7 @@ class RecordingProducer:
 
     def send(self, topic: str, value: bytes, key: bytes | None = None) -> FakeFuture:
         self.sent.append((topic, key, json.loads(value)))
-        return FakeFuture(topic not in self.fail_topics)
+        return FakeFuture(MessageSizeTooLargeError() if topic in self.fail_topics else None)
 
     def flush(self, timeout: float | None = None) -> None:
         self.flushed = True
@@ -228,8 +295,7 @@ def test_replay_publishes_good_rows_and_dead_letters_bad_ones(tmp_path: Path) ->
     fake = RecordingProducer()
     publisher = Publisher(fake, "topic-dead-letter", "prod-1", 60)
     replay(config, publisher, Stopper(), "prod-1")
-    counts = publisher.close(1)
-    assert fake.flushed
+    counts = publisher.close()
     assert fake.closed
     assert (counts.sent, counts.failed, counts.malformed) == (14, 0, 2)
     by_topic: dict[str, list[dict]] = {}
@@ -247,12 +313,12 @@ def test_replay_publishes_good_rows_and_dead_letters_bad_ones(tmp_path: Path) ->
     assert letters[1]["reason"] == "expected 5 fields, got 3"
 
 
-def test_failed_sends_are_counted_not_lost(tmp_path: Path) -> None:
+def test_sends_refused_for_good_are_counted_not_hidden(tmp_path: Path) -> None:
     fake = RecordingProducer(fail_topics=("topic-mem",))
     publisher = Publisher(fake, "dlq", "p", 60)
     publisher.publish("topic-cpu", "a", {"x": 1})
     publisher.publish("topic-mem", "a", {"x": 1})
-    counts = publisher.close(1)
+    counts = publisher.close()
     assert (counts.submitted, counts.sent, counts.failed) == (2, 1, 1)
 
 

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import BinaryIO
 
 from rtm.config import ReplayConfig
 from rtm.records import KINDS, Kind, RowError, parse_ts
@@ -55,38 +56,106 @@ def csv_path(data_dir: Path, k: Kind) -> Path:
     return data_dir / k.csv_name
 
 
+# A data line longer than this is a dead letter; reading it never holds more than this in memory.
+MAX_LINE_BYTES = 64 * 1024
+_SHOWN_BYTES = 200  # how much of an over-long line its dead letter shows
+
+
+@dataclass(frozen=True)
+class _Line:
+    number: int
+    data: bytes  # without the line break; only the first bytes of an over-long line
+    too_long: bool = False
+
+
+def _lines(handle: BinaryIO, first: int = 1) -> Iterator[_Line]:
+    """The lines of a binary file, numbered from ``first``, each read with at most
+    MAX_LINE_BYTES (+1) bytes in memory."""
+    number = first - 1
+    while chunk := handle.readline(MAX_LINE_BYTES + 1):
+        number += 1
+        if len(chunk) > MAX_LINE_BYTES and not chunk.endswith(b"\n"):
+            head = chunk[:_SHOWN_BYTES]
+            while chunk and not chunk.endswith(b"\n"):  # skip the rest of the line
+                chunk = handle.readline(MAX_LINE_BYTES)
+            yield _Line(number, head, too_long=True)
+            continue
+        yield _Line(number, chunk.rstrip(b"\r\n"))
+
+
+def shown(data: bytes) -> str:
+    """Bytes as text for a dead letter: what is not UTF-8 appears escaped, like ``\\xff``."""
+    return data.decode("utf-8", "backslashreplace")
+
+
+def _header(path: Path, handle: BinaryIO) -> list[str]:
+    """The column names of the first line; ReplayError when it cannot be read as text."""
+    first = next(_lines(handle), None)
+    if first is None:
+        return []
+    if first.too_long:
+        raise ReplayError(f"{path}: line 1 (the header) is longer than {MAX_LINE_BYTES} bytes")
+    try:
+        # utf-8-sig: a header saved by a spreadsheet may start with a byte-order mark.
+        text = first.data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ReplayError(
+            f"{path}: line 1 (the header) is not UTF-8 text: byte 0x{first.data[exc.start]:02x}"
+            f" at column {exc.start + 1}"
+        ) from None
+    try:
+        return [h.strip() for h in next(csv.reader([text]), [])]
+    except csv.Error as exc:
+        raise ReplayError(f"{path}: line 1 (the header) is not valid CSV: {exc}") from None
+
+
 def check_files(data_dir: Path) -> None:
-    """Fail early, with the file named, when a CSV is missing or lacks a column."""
+    """Fail early, with the file named, when a CSV is missing, unreadable or lacks a column."""
     for k in KINDS:
         path = csv_path(data_dir, k)
         try:
-            with path.open(newline="", encoding="utf-8") as handle:
-                header = next(csv.reader(handle), [])
+            with path.open("rb") as handle:
+                header = _header(path, handle)
         except OSError as exc:
             raise ReplayError(f"{path}: cannot read: {exc.strerror}") from exc
-        missing = [c for c in k.columns if c not in [h.strip() for h in header]]
+        missing = [c for c in k.columns if c not in header]
         if missing:
             raise ReplayError(f"{path}: header lacks column(s) {', '.join(missing)}")
 
 
+def _row(k: Kind, path: Path, header: list[str], line: _Line) -> Row | None:
+    """The row of one data line, with its problem when it cannot be split into fields."""
+    if line.too_long:
+        raw = shown(line.data) + "..."
+        return Row(k, path.name, line.number, raw, None, f"longer than {MAX_LINE_BYTES} bytes")
+    try:
+        text = line.data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        problem = f"not UTF-8 text: byte 0x{line.data[exc.start]:02x} at column {exc.start + 1}"
+        return Row(k, path.name, line.number, shown(line.data), None, problem)
+    if not text.strip():
+        return None
+    try:
+        values = next(csv.reader([text]))
+    except csv.Error as exc:
+        return Row(k, path.name, line.number, text, None, f"not valid CSV: {exc}")
+    if len(values) != len(header):
+        problem = f"expected {len(header)} fields, got {len(values)}"
+        return Row(k, path.name, line.number, text, None, problem)
+    return Row(k, path.name, line.number, text, dict(zip(header, values, strict=True)))
+
+
 def read_rows(path: Path, k: Kind) -> Iterator[Row]:
-    """Every non-blank data line of ``path`` (line numbers count the header as line 1)."""
-    with path.open(newline="", encoding="utf-8") as handle:
-        header = [h.strip() for h in next(csv.reader([handle.readline()]), [])]
-        for number, line in enumerate(handle, start=2):
-            raw = line.rstrip("\r\n")
-            if not raw.strip():
-                continue
-            try:
-                values = next(csv.reader([raw]))
-            except csv.Error as exc:
-                yield Row(k, path.name, number, raw, None, f"not valid CSV: {exc}")
-                continue
-            if len(values) != len(header):
-                problem = f"expected {len(header)} fields, got {len(values)}"
-                yield Row(k, path.name, number, raw, None, problem)
-                continue
-            yield Row(k, path.name, number, raw, dict(zip(header, values, strict=True)))
+    """Every non-blank data line of ``path`` (line numbers count the header as line 1).
+
+    No content stops the reading: a line that is not UTF-8, not CSV, or too long is a Row with
+    its problem (it becomes a dead letter)."""
+    with path.open("rb") as handle:
+        header = _header(path, handle)
+        for line in _lines(handle, first=2):
+            row = _row(k, path, header, line)
+            if row is not None:
+                yield row
 
 
 def row_time(row: Row) -> datetime | None:
