@@ -19,6 +19,8 @@ from typing import Any
 
 import yaml
 
+from rtm.records import KINDS
+
 # Documented default topic names (the design's interface names).
 DEFAULT_TOPICS = (
     ("cpu", "topic-cpu"),
@@ -38,9 +40,11 @@ DEFAULT_THRESHOLDS = (
 )
 COMPRESSIONS = ("gzip", "lz4", "snappy", "zstd", "none")
 _DURATION = re.compile(
-    r"^\s*(\d+(?:\.\d+)?)\s*(ms|milliseconds?|s|secs?|seconds?|m|mins?|minutes?|h|hours?)\s*$"
+    r"^\s*(\d+(?:\.\d+)?)\s*(ms|milliseconds?|s|secs?|seconds?|m|mins?|minutes?|h|hours?|d|days?)\s*$"
 )
-_UNIT_SECONDS = MappingProxyType({"ms": 0.001, "millis": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0})
+_UNIT_SECONDS = MappingProxyType(
+    {"ms": 0.001, "millis": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+)
 _TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 
 
@@ -76,6 +80,7 @@ class ReplayConfig:
     speedup: float
     as_fast_as_possible: bool
     loop: bool
+    buffer: int  # records read but not yet acknowledged, at most (back-pressure)
 
 
 @dataclass(frozen=True)
@@ -83,11 +88,17 @@ class LiveConfig:
     server_id: str | None
     interval: float
     disk_path: str
+    buffer: float  # seconds of samples kept while the brokers do not acknowledge
+
+    @property
+    def buffer_records(self) -> int:
+        """The buffer's bound in records: every kind's record of each sample it holds."""
+        return math.ceil(self.buffer / self.interval) * len(KINDS)
 
 
 @dataclass(frozen=True)
 class DeliveryConfig:
-    retries: int
+    retries: int | None  # None: until the delivery timeout
     compression: str
     linger_ms: int
     request_timeout_ms: int
@@ -99,6 +110,9 @@ class ProducerConfig:
     mode: str  # "replay" or "live"
     host: str | None
     stats_interval: float
+    max_future: float  # seconds an event time may be ahead of this host's clock
+    spool_dir: Path | None  # unacknowledged records are kept here over a stop; None: no spool
+    stop_timeout: float  # on SIGTERM, seconds to wait for acknowledgements before spooling
     replay: ReplayConfig
     live: LiveConfig
     delivery: DeliveryConfig
@@ -135,6 +149,7 @@ class ConsumerConfig:
     checkpoint_dir: Path
     output_dir: Path
     thresholds: tuple[tuple[str, float], ...]
+    max_future: float  # seconds an event time may be ahead of the consumer's clock
 
     def threshold(self, metric: str) -> float:
         return dict(self.thresholds)[metric]
@@ -327,6 +342,7 @@ def _producer(sec: _Section) -> ProducerConfig:
         speedup=rsec.number("speedup", 1.0),
         as_fast_as_possible=rsec.boolean("as_fast_as_possible", False),
         loop=rsec.boolean("loop", False),
+        buffer=rsec.integer("buffer", 10_000, minimum=1) or 10_000,
     )
     rsec.done()
     lsec = sec.section("live")
@@ -334,24 +350,38 @@ def _producer(sec: _Section) -> ProducerConfig:
         server_id=lsec.string("server_id", None),
         interval=lsec.duration("interval", "1 second"),
         disk_path=lsec.string("disk_path", "/") or "/",
+        buffer=lsec.duration("buffer", "15 minutes"),
     )
+    if live.buffer < live.interval:
+        raise ConfigError(f"{lsec.key('buffer')}: must be at least {lsec.key('interval')}")
     lsec.done()
     dsec = sec.section("delivery")
     delivery = DeliveryConfig(
-        retries=dsec.integer("retries", 5, minimum=1) or 5,
+        retries=dsec.integer("retries", None, minimum=1),
         compression=dsec.choice("compression", "gzip", COMPRESSIONS),
         linger_ms=dsec.integer("linger_ms", 20) or 0,
         request_timeout_ms=int(dsec.duration("request_timeout", "30 seconds") * 1000),
-        delivery_timeout_ms=int(dsec.duration("delivery_timeout", "2 minutes") * 1000),
+        delivery_timeout_ms=int(dsec.duration("delivery_timeout", "1 day") * 1000),
     )
     dsec.done()
     if delivery.delivery_timeout_ms < delivery.request_timeout_ms + delivery.linger_ms:
         raise ConfigError(
             f"{dsec.key('delivery_timeout')}: must be at least request_timeout + linger_ms"
         )
+    max_future = sec.duration("max_future", "5 minutes")
+    spool_dir = sec.path_value("spool_dir", required=False)
+    stop_timeout = sec.duration("stop_timeout", "10 seconds")
     sec.done()
     return ProducerConfig(
-        mode=mode, host=host, stats_interval=stats, replay=replay, live=live, delivery=delivery
+        mode=mode,
+        host=host,
+        stats_interval=stats,
+        max_future=max_future,
+        spool_dir=spool_dir,
+        stop_timeout=stop_timeout,
+        replay=replay,
+        live=live,
+        delivery=delivery,
     )
 
 
@@ -394,6 +424,7 @@ def _consumer(sec: _Section) -> ConsumerConfig:
         checkpoint_dir=_required_path(sec, "checkpoint_dir"),
         output_dir=_required_path(sec, "output_dir"),
         thresholds=thresholds,
+        max_future=sec.duration("max_future", "5 minutes"),
     )
     sec.done()
     return consumer

@@ -8,12 +8,12 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
-from kafka.errors import KafkaError
+from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 90.0
@@ -34,6 +34,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(STOP_TIMEOUT)
+
+
 def _write_properties(path: Path, values: dict[str, object]) -> None:
     path.write_text("".join(f"{k}={v}\n" for k, v in values.items()), encoding="utf-8")
 
@@ -44,6 +53,7 @@ class Broker:
     workdir: Path
     zk_port: int = 0
     kafka_port: int = 0
+    _kafka: list[subprocess.Popen[bytes]] = field(default_factory=list)  # the current JVM
 
     @property
     def bootstrap(self) -> str:
@@ -60,7 +70,7 @@ class Broker:
             main_class,
             str(props),
         ]
-        log = (self.workdir / f"{name}.log").open("wb")
+        log = (self.workdir / f"{name}.log").open("ab")
         return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
 
     def _log_tail(self, name: str) -> str:
@@ -106,17 +116,24 @@ class Broker:
                 )
             )
             self._wait_port(self.zk_port, processes[0], "zookeeper")
-            processes.append(self._java("kafka.Kafka", kafka_props, "kafka"))
-            self._wait_kafka(processes[1])
+            self._kafka[:] = [self._java("kafka.Kafka", kafka_props, "kafka")]
+            self._wait_kafka(self._kafka[0])
             yield self
         finally:
-            for proc in reversed(processes):
-                proc.terminate()
-                try:
-                    proc.wait(STOP_TIMEOUT)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(STOP_TIMEOUT)
+            for proc in [*self._kafka, *reversed(processes)]:
+                _stop(proc)
+
+    @contextlib.contextmanager
+    def stopped(self) -> Iterator[None]:
+        """An outage: the Kafka JVM stopped, and started again (same data, same port) after."""
+        _stop(self._kafka.pop())
+        try:
+            yield
+        finally:
+            self._kafka.append(
+                self._java("kafka.Kafka", self.workdir / "server.properties", "kafka")
+            )
+            self._wait_kafka(self._kafka[0])
 
     def _wait_port(self, port: int, proc: subprocess.Popen[bytes], name: str) -> None:
         deadline = time.monotonic() + START_TIMEOUT
@@ -137,6 +154,8 @@ class Broker:
             try:
                 self.create_topics(["rtm-readiness-probe"])
                 return
+            except TopicAlreadyExistsError:
+                return  # started again after an outage: it answers
             except KafkaError:
                 time.sleep(0.5)
         raise BrokerError(f"kafka not ready after {START_TIMEOUT}s:\n{self._log_tail('kafka')}")

@@ -36,7 +36,16 @@ def test_minimal_config_gets_the_documented_defaults(tmp_path: Path) -> None:
     assert cfg.producer.replay.rate == 1.0
     assert not cfg.producer.replay.as_fast_as_possible
     assert cfg.producer.delivery.compression == "gzip"
+    # Nothing is given up on while the brokers are away: unbounded retries for a day, then the
+    # publisher sends again; five minutes of clock skew tolerated; a quarter hour of samples.
+    assert cfg.producer.delivery.retries is None
+    assert cfg.producer.delivery.delivery_timeout_ms == 86_400_000
+    assert cfg.producer.max_future == 300
+    assert cfg.producer.spool_dir is None
+    assert cfg.producer.replay.buffer == 10_000
+    assert (cfg.producer.live.buffer, cfg.producer.live.buffer_records) == (900, 3600)
     consumer = cfg.require_consumer()
+    assert consumer.max_future == 300
     assert (consumer.window.size, consumer.window.slide, consumer.window.watermark) == (30, 10, 10)
     assert consumer.threshold("cpu_pct") == 85.0
     assert consumer.checkpoint_dir == tmp_path / "ck"
@@ -65,6 +74,7 @@ def test_durations_accept_common_spellings() -> None:
     assert parse_duration("10s") == 10
     assert parse_duration("2 minutes") == 120
     assert parse_duration("500 ms") == 0.5
+    assert parse_duration("1 day") == parse_duration("24 hours") == 86_400
     assert parse_duration(5) == 5
     assert parse_duration("soon") is None
 
@@ -92,6 +102,10 @@ def test_durations_accept_common_spellings() -> None:
         ("producer.delivery.compression", "brotli", "producer.delivery.compression"),
         ("producer.delivery.retries", 0, "producer.delivery.retries: expected an integer >= 1"),
         ("producer.live.interval", "-1 s", "producer.live.interval: expected a duration"),
+        ("producer.live.buffer", "100 ms", "producer.live.buffer: must be at least"),
+        ("producer.replay.buffer", 0, "producer.replay.buffer: expected an integer >= 1"),
+        ("producer.max_future", "never", "producer.max_future: expected a duration"),
+        ("consumer.max_future", -5, "consumer.max_future: expected a duration"),
         ("consumer.output_dir", None, "consumer.output_dir: required key is missing"),
         ("consumer.spark.conf", ["a"], "consumer.spark.conf: expected a mapping"),
         ("consumer.starting_offsets", "middle", "consumer.starting_offsets: expected one of"),

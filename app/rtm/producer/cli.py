@@ -8,15 +8,14 @@ import logging
 import signal
 import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
-
-from kafka.errors import KafkaError
 
 from rtm import logsetup
 from rtm.config import Config, ConfigError, load
-from rtm.producer.publisher import Publisher, kafka_producer
+from rtm.producer.publisher import ProducerLike, Publisher, kafka_producer
 from rtm.producer.replay import ReplayError
-from rtm.producer.service import Stopper, live, replay
+from rtm.producer.service import Stopper, connect, live, replay
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +31,10 @@ def parser() -> argparse.ArgumentParser:
             "or sample this host live. Options given here override the config file."
         ),
         epilog=(
-            "Exit status: 0 when every record was acknowledged, 1 when some sends failed, "
-            "2 for a configuration or input error. SIGTERM/SIGINT flush and exit cleanly."
+            "Exit status: 0 when every record was acknowledged (or, stopped during an outage, "
+            "spooled), 1 when some were refused for good or dropped, 2 for a configuration or "
+            "input error. SIGTERM/SIGINT flush, spool what the brokers have not acknowledged "
+            "and exit cleanly; the spool is sent first at the next start."
         ),
     )
     p.add_argument("--config", required=True, type=Path, help="the rtm YAML config file")
@@ -127,16 +128,17 @@ def main(argv: list[str] | None = None) -> int:
     stopper = Stopper()
     signal.signal(signal.SIGTERM, lambda *_: stopper.stop())
     signal.signal(signal.SIGINT, lambda *_: stopper.stop())
-    try:
-        producer = kafka_producer(config, client_id=f"rtm-producer-{host}")
-    except KafkaError as exc:
-        log.error("cannot connect to %s: %r", ",".join(config.kafka.bootstrap_servers), exc)
-        return EXIT_SEND_FAILED
-    publisher = Publisher(
-        producer, config.kafka.topics.dead_letter, host, config.producer.stats_interval
+    client_id = f"rtm-producer-{host}"
+    producer = connect(config, client_id, stopper, kafka_producer)
+    if producer is None:
+        log.info("stopped before any broker answered")
+        return EXIT_OK
+    publisher = publisher_for(
+        config, producer, host, stopper, lambda: kafka_producer(config, client_id=client_id)
     )
     status = EXIT_OK
     try:
+        publisher.send_spooled()
         if config.producer.mode == "replay":
             replay(config, publisher, stopper, host)
         else:
@@ -145,10 +147,35 @@ def main(argv: list[str] | None = None) -> int:
         log.error("%s", exc)
         status = EXIT_CONFIG
     finally:
-        counts = publisher.close(timeout=config.producer.delivery.delivery_timeout_ms / 1000)
-    if status == EXIT_OK and (counts.failed or counts.submitted != counts.sent):
+        # Done: wait for every acknowledgement. Stopped: stop_timeout more, then spool.
+        counts = publisher.close()
+    if status == EXIT_OK and (counts.failed or publisher.unaccounted or counts.dropped):
         status = EXIT_SEND_FAILED
     return status
+
+
+def publisher_for(
+    config: Config,
+    producer: ProducerLike,
+    host: str,
+    stopper: Stopper,
+    client_factory: Callable[[], ProducerLike],
+) -> Publisher:
+    """The publisher of a mode: the replay waits for room, live sampling drops when full."""
+    settings = config.producer
+    live_mode = settings.mode == "live"
+    return Publisher(
+        producer,
+        config.kafka.topics.dead_letter,
+        host,
+        settings.stats_interval,
+        max_pending=settings.live.buffer_records if live_mode else settings.replay.buffer,
+        drop_when_full=live_mode,
+        spool_dir=settings.spool_dir,
+        stopped=lambda: stopper.stopped,
+        stop_timeout=settings.stop_timeout,
+        client_factory=client_factory,
+    )
 
 
 if __name__ == "__main__":

@@ -6,9 +6,13 @@ import itertools
 import logging
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
+from typing import TypeVar
+
+from kafka.errors import KafkaError
 
 from rtm.config import Config
 from rtm.producer.live import HostSampler
@@ -17,6 +21,7 @@ from rtm.producer.replay import Row, check_files, data_span, schedule
 from rtm.records import KINDS, RowError, from_row, measurement
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class Stopper:
@@ -77,8 +82,9 @@ def _send_row(config: Config, publisher: Publisher, row: Row, host: str, shift: 
     topic = config.kafka.topics.for_kind(row.kind.name)
     reason = row.problem
     if row.fields is not None:
+        future = (datetime.now(UTC), timedelta(seconds=config.producer.max_future))
         try:
-            record = from_row(row.kind, row.fields, host, shift)
+            record = from_row(row.kind, row.fields, host, shift, future)
         except RowError as exc:
             reason = str(exc)
         else:
@@ -112,3 +118,28 @@ def live(
             record = measurement(k, server_id, moment, values[k.name], host)
             publisher.publish(config.kafka.topics.for_kind(k.name), server_id, record)
         publisher.tick()
+
+
+def connect(config: Config, client_id: str, stopper: Stopper, make: Callable[..., T]) -> T | None:
+    """The Kafka client, waiting for the brokers as long as it takes (None if stopped first).
+
+    A producer started during an outage waits here, logging every minute, instead of failing
+    again and again; what a previous run spooled stays on disk until then."""
+    servers = ",".join(config.kafka.bootstrap_servers)
+    started = time.monotonic()
+    next_log = started
+    while not stopper.stopped:
+        try:
+            return make(config, client_id=client_id)
+        except KafkaError as exc:
+            now = time.monotonic()
+            if now >= next_log:
+                log.warning(
+                    "no broker of %s answers yet (%s); waiting %.0fs so far",
+                    servers,
+                    exc,
+                    now - started,
+                )
+                next_log = now + 60
+        stopper.wait(5)
+    return None

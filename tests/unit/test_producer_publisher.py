@@ -1,0 +1,165 @@
+"""The publisher keeps every record until the brokers acknowledge it: resends, back-pressure,
+the live buffer's bound, the spool over a stop, and an outage logged as state changes."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from kafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
+
+from rtm.producer.publisher import SPOOL_FILE, STATE_FILE, Publisher
+
+
+class HeldFuture:
+    """A send's future answered later by the test, like kafka-python's: ``f(*args, value)``."""
+
+    def __init__(self) -> None:
+        self.callbacks: list[Callable[[object], None]] = []
+        self.errbacks: list[Callable[[BaseException], None]] = []
+
+    def add_callback(self, f: Callable[..., None], *args: object) -> HeldFuture:
+        self.callbacks.append(lambda value: f(*args, value))
+        return self
+
+    def add_errback(self, f: Callable[..., None], *args: object) -> HeldFuture:
+        self.errbacks.append(lambda exc: f(*args, exc))
+        return self
+
+
+class HeldProducer:
+    """Stands in for KafkaProducer: keeps every send's future for the test to answer."""
+
+    def __init__(self) -> None:
+        self.sends: list[tuple[str, bytes, HeldFuture]] = []
+        self.closed_with: float | None = None
+
+    def send(self, topic: str, value: bytes, key: bytes | None = None) -> HeldFuture:
+        future = HeldFuture()
+        self.sends.append((topic, value, future))
+        return future
+
+    def flush(self, timeout: float | None = None) -> None:
+        pass
+
+    def close(self, timeout: float | None = None) -> None:
+        self.closed_with = timeout
+
+    def answer(self, index: int, error: BaseException | None = None) -> None:
+        future = self.sends[index][2]
+        for f in future.errbacks if error else future.callbacks:
+            f(error if error else None)
+
+
+def record(n: int) -> dict[str, object]:
+    return {"server_id": "s1", "ts": f"2026-03-14T09:00:{n:02d}Z", "cpu_pct": float(n)}
+
+
+def test_a_retriable_failure_is_sent_again_until_acknowledged() -> None:
+    producer = HeldProducer()
+    publisher = Publisher(producer, "dlq", "p", 60)
+    publisher.publish("topic-cpu", "s1", record(1))
+    for attempt in range(3):
+        producer.answer(attempt, KafkaTimeoutError("Expiring 1 record(s): 120000 ms has passed"))
+        publisher.tick()  # the reading thread sends again
+    assert len(producer.sends) == 4
+    assert {value for _t, value, _f in producer.sends} == {producer.sends[0][1]}
+    producer.answer(3)
+    counts = publisher.close()
+    assert (counts.sent, counts.failed, counts.resent, publisher.unaccounted) == (1, 0, 3, 0)
+
+
+def test_an_error_no_retry_can_mend_is_counted_as_failed() -> None:
+    producer = HeldProducer()
+    publisher = Publisher(producer, "dlq", "p", 60)
+    publisher.publish("topic-cpu", "s1", record(1))
+    producer.answer(0, MessageSizeTooLargeError())
+    publisher.tick()
+    assert len(producer.sends) == 1
+    assert (publisher.snapshot().failed, publisher.pending) == (1, 0)
+
+
+def test_replay_waits_for_room_instead_of_reading_ahead() -> None:
+    producer = HeldProducer()
+    publisher = Publisher(producer, "dlq", "p", 60, max_pending=2)
+    publisher.publish("topic-cpu", "s1", record(1))
+    publisher.publish("topic-cpu", "s1", record(2))
+    third = threading.Thread(target=publisher.publish, args=("topic-cpu", "s1", record(3)))
+    third.start()
+    third.join(0.5)
+    assert third.is_alive(), "a third record was accepted with two unacknowledged"
+    assert len(producer.sends) == 2
+    producer.answer(0)
+    third.join(5)
+    assert not third.is_alive()
+    assert len(producer.sends) == 3
+
+
+def test_live_mode_drops_the_newest_when_full_and_counts_their_span(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    producer = HeldProducer()
+    publisher = Publisher(producer, "dlq", "p", 60, max_pending=2, drop_when_full=True)
+    accepted = [publisher.publish("topic-cpu", "s1", record(n)) for n in range(5)]
+    assert accepted == [True, True, False, False, False]
+    counts = publisher.snapshot()
+    assert counts.dropped == 3
+    assert (counts.first_dropped, counts.last_dropped) == (
+        "2026-03-14T09:00:02Z",
+        "2026-03-14T09:00:04Z",
+    )
+    assert "dropped 1 record(s) so far, event times 2026-03-14T09:00:02Z" in caplog.text
+
+
+def test_what_is_unacknowledged_at_a_stop_is_spooled_and_sent_first_next_time(
+    tmp_path: Path,
+) -> None:
+    down = HeldProducer()
+    stopped = threading.Event()
+    publisher = Publisher(
+        down, "dlq", "p", 60, spool_dir=tmp_path, stopped=stopped.is_set, stop_timeout=0.2
+    )
+    publisher.publish("topic-cpu", "s1", record(1))
+    publisher.publish("topic-mem", "s1", record(2))
+    down.answer(0)
+    stopped.set()
+    counts = publisher.close()
+    assert (counts.sent, counts.spooled, publisher.unaccounted) == (1, 1, 0)
+    assert down.closed_with == 0  # what is spooled is not waited for
+    lines = (tmp_path / SPOOL_FILE).read_text().splitlines()
+    assert [json.loads(line)["topic"] for line in lines] == ["topic-mem"]
+    assert json.loads((tmp_path / STATE_FILE).read_text())["spooled"] == 1
+
+    up = HeldProducer()
+    again = Publisher(up, "dlq", "p", 60, spool_dir=tmp_path)
+    assert again.send_spooled() == 1
+    assert [(t, json.loads(v)) for t, v, _f in up.sends] == [("topic-mem", record(2))]
+    assert (tmp_path / SPOOL_FILE).exists(), "removed before the brokers acknowledged it"
+    up.answer(0)
+    assert not (tmp_path / SPOOL_FILE).exists()
+    assert again.close().sent == 1
+
+
+def test_an_outage_is_logged_as_state_changes_not_a_line_per_retry(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="rtm.producer.publisher")
+    producer = HeldProducer()
+    publisher = Publisher(producer, "dlq", "p", 60)
+    for n in range(3):
+        publisher.publish("topic-cpu", "s1", record(n))
+    for _round in range(5):
+        for index in range(len(producer.sends) - 3, len(producer.sends)):
+            producer.answer(index, KafkaTimeoutError("Expiring 1 record(s)"))
+        publisher.tick()
+    assert caplog.text.count("brokers not acknowledging") == 1
+    assert "keeping 3 record(s)" in caplog.text
+    for index in range(len(producer.sends) - 3, len(producer.sends)):
+        producer.answer(index)
+    assert caplog.text.count("brokers acknowledge again") == 1
+    assert caplog.text.count("backlog sent") == 1
+    assert publisher.close().sent == 3
