@@ -1,6 +1,7 @@
 """An independent plain-Python reference for the consumers' alerts (no rtm imports on purpose).
 
 It re-implements, from the documented rules only: reading the four CSVs, dropping invalid rows,
+event times from the future,
 sliding event-time windows aligned to the epoch, avg (cpu_mem) / max (net_disk) per server,
 window and metric, "a window is final when its end <= max event time - watermark", and
 "alert when the aggregate is strictly above the threshold".
@@ -14,7 +15,9 @@ import csv
 import hashlib
 import json
 import math
+import re
 import sys
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,6 +32,8 @@ THRESHOLDS = {
     "disk_pct": 90.0,
 }
 WINDOW_SIZE, WINDOW_SLIDE, WATERMARK = 30, 10, 10
+MAX_FUTURE_SECONDS = 300  # producer.max_future and consumer.max_future
+_SURROGATE = re.compile("[\udc80-\udcff]")
 FILES = {
     "cpu": "cpu_data.csv",
     "mem": "mem_data.csv",
@@ -69,6 +74,13 @@ def _valid_row(kind: str, row: dict[str, str | None]) -> tuple[str, float, dict[
     server = (row.get("server_id") or "").strip()
     if not server or None in row:
         return None
+    # Bytes that are not UTF-8 (read as surrogates) or a time from the future: not data.
+    if any(_SURROGATE.search(v) for v in row.values() if isinstance(v, str)):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    if moment.timestamp() > time.time() + MAX_FUTURE_SECONDS:
+        return None
     for name, value in values.items():
         if not math.isfinite(value) or value < 0 or (name in PERCENT and value > 100):
             return None
@@ -78,7 +90,8 @@ def _valid_row(kind: str, row: dict[str, str | None]) -> tuple[str, float, dict[
 
 
 def samples(data_dir: Path, kind: str) -> list[tuple[str, float, dict[str, float]]]:
-    with (data_dir / FILES[kind]).open(newline="", encoding="utf-8") as handle:
+    path = data_dir / FILES[kind]
+    with path.open(newline="", encoding="utf-8", errors="surrogateescape") as handle:
         rows = [_valid_row(kind, row) for row in csv.DictReader(handle)]
     return [r for r in rows if r is not None]
 

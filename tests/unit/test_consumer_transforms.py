@@ -13,6 +13,7 @@ from rtm.consumer.jobs import job
 
 TOPICS = Topics("c", "m", "n", "d", "alerts", "dlq")
 WINDOW = WindowConfig(size=30, slide=10, watermark=10)
+MAX_FUTURE = 300.0
 THRESHOLDS = {
     "cpu_pct": 85.0,
     "mem_pct": 90.0,
@@ -56,7 +57,7 @@ def test_invalid_records_get_a_reason_valid_ones_none(spark: SparkSession) -> No
         ("m", {"server_id": "s1", "ts": "tomorrow", "mem_pct": 3}),
         ("m", {"server_id": "s1", "ts": "2025-01-01 00:00:00", "mem_pct": 3}),
     ]
-    parsed = transforms.parse(kafka_rows(spark, rows), job("cpu_mem"), TOPICS)
+    parsed = transforms.parse(kafka_rows(spark, rows), job("cpu_mem"), TOPICS, MAX_FUTURE)
     reasons = [r["reason"] for r in parsed.orderBy("offset").collect()]
     assert reasons == [
         None,
@@ -81,7 +82,7 @@ def test_windows_average_per_server_and_alert_above_threshold(spark: SparkSessio
     rows = [cpu(s, 90.0) for s in range(10, 20)] + [cpu(s, 80.0) for s in range(20, 30)]
     rows += [mem(s, 50.0) for s in range(10, 30)] + [cpu(s, 10.0, "s2") for s in range(10, 30)]
     cm = job("cpu_mem")
-    parsed = transforms.parse(kafka_rows(spark, rows), cm, TOPICS)
+    parsed = transforms.parse(kafka_rows(spark, rows), cm, TOPICS, MAX_FUTURE)
     aggregated = transforms.aggregate(transforms.measurements(parsed, cm, TOPICS), cm, WINDOW)
     got = {
         (r["server_id"], r["metric"], r["window_start"]): (r["value"], r["samples"])
@@ -109,7 +110,7 @@ def test_alert_ids_are_deterministic_and_distinct(spark: SparkSession) -> None:
 
     cm = job("cpu_mem")
     rows = [cpu(s, 99.0) for s in range(0, 40)] + [mem(s, 99.0) for s in range(0, 40)]
-    parsed = transforms.parse(kafka_rows(spark, rows), cm, TOPICS)
+    parsed = transforms.parse(kafka_rows(spark, rows), cm, TOPICS, MAX_FUTURE)
     aggregated = transforms.aggregate(transforms.measurements(parsed, cm, TOPICS), cm, WINDOW)
     alerts = transforms.alerts(aggregated, cm, THRESHOLDS).collect()
     ids = [a["alert_id"] for a in alerts]
@@ -148,7 +149,7 @@ def test_net_disk_takes_the_maximum(spark: SparkSession) -> None:
             )
         )
     rows.append(("d", {"server_id": "s1", "ts": "2025-01-01T00:00:05Z", "disk_pct": 50}))
-    parsed = transforms.parse(kafka_rows(spark, rows), nd, TOPICS)
+    parsed = transforms.parse(kafka_rows(spark, rows), nd, TOPICS, MAX_FUTURE)
     assert parsed.where("reason is not null").count() == 1  # the disk row lacking I/O fields
     aggregated = transforms.aggregate(transforms.measurements(parsed, nd, TOPICS), nd, WINDOW)
     window = aggregated.where("window_start = timestamp'2025-01-01 00:00:00'")
@@ -161,7 +162,7 @@ def test_net_disk_takes_the_maximum(spark: SparkSession) -> None:
 def test_batch_keeps_only_windows_final_under_the_watermark(spark: SparkSession) -> None:
     cm = job("cpu_mem")
     rows = [cpu(s, 50.0) for s in range(0, 61)]  # last event at 00:01:00
-    parsed = transforms.parse(kafka_rows(spark, rows), cm, TOPICS)
+    parsed = transforms.parse(kafka_rows(spark, rows), cm, TOPICS, MAX_FUTURE)
     aggregated = transforms.aggregate(transforms.measurements(parsed, cm, TOPICS), cm, WINDOW)
     final = transforms.final_windows(aggregated, datetime(2025, 1, 1, 0, 1, 0), WINDOW)
     ends = sorted({r["window_end"] for r in transforms.report_rows(final).collect()})
@@ -174,3 +175,21 @@ def test_batch_keeps_only_windows_final_under_the_watermark(spark: SparkSession)
         "2025-01-01T00:00:50Z",
     ]
     assert transforms.final_windows(aggregated, None, WINDOW).count() == 0
+
+
+def test_a_record_from_the_future_is_quarantined_with_how_far_ahead(spark: SparkSession) -> None:
+    rows = [
+        cpu(0, 50.0),
+        ("c", {"server_id": "s1", "ts": "9999-12-31T00:00:00Z", "cpu_pct": 50.0}),
+        ("m", {"server_id": "s1", "ts": "9999-12-31T00:00:00Z", "mem_pct": 500}),
+    ]
+    parsed = transforms.parse(kafka_rows(spark, rows), job("cpu_mem"), TOPICS, MAX_FUTURE)
+    reasons = [r["reason"] for r in parsed.orderBy("offset").collect()]
+    assert reasons[0] is None
+    assert reasons[1].startswith("ts: ")
+    assert reasons[1].endswith(" days in the future")
+    assert int(reasons[1].split()[1]) > 2_900_000  # about 8,000 years
+    assert reasons[2].startswith("ts: ")
+    assert reasons[2].endswith(" days in the future; mem_pct: above 100")
+    measured = transforms.measurements(parsed, job("cpu_mem"), TOPICS)
+    assert measured.count() == 1

@@ -117,7 +117,8 @@ def run_batch(spark: SparkSession, ctx: JobContext) -> None:
         .option("endingOffsets", "latest")
         .load()
     )
-    parsed = transforms.parse(raw, ctx.job, ctx.config.kafka.topics).persist()
+    topics, max_future = ctx.config.kafka.topics, ctx.consumer.max_future
+    parsed = transforms.parse(raw, ctx.job, topics, max_future).persist()
     try:
         _write_quarantine(ctx, transforms.quarantined(parsed, ctx.job), "all")
         measured = transforms.measurements(parsed, ctx.job, ctx.config.kafka.topics)
@@ -145,7 +146,9 @@ def stream_queries(
             reader = reader.option(
                 "maxOffsetsPerTrigger", str(ctx.consumer.max_offsets_per_trigger)
             )
-        return transforms.parse(reader.load(), ctx.job, ctx.config.kafka.topics)
+        return transforms.parse(
+            reader.load(), ctx.job, ctx.config.kafka.topics, ctx.consumer.max_future
+        )
 
     def windows() -> StreamingQuery:
         window = ctx.consumer.window
@@ -218,11 +221,15 @@ def _start(
     available_now: bool,
     write: Callable[[JobContext, DataFrame, str], None],
 ) -> StreamingQuery:
+    checkpoint = ctx.checkpoint(name)
+    generation = sinks.generation(checkpoint, ctx.outputs)
     writer = (
         df.writeStream.queryName(f"{ctx.job.name}-{name}")
         .outputMode("append")
-        .option("checkpointLocation", str(ctx.checkpoint(name)))
-        .foreachBatch(lambda batch_df, batch_id: write(ctx, batch_df, sinks.batch_name(batch_id)))
+        .option("checkpointLocation", str(checkpoint))
+        .foreachBatch(
+            lambda batch_df, batch_id: write(ctx, batch_df, sinks.batch_name(batch_id, generation))
+        )
     )
     if available_now:
         writer = writer.trigger(availableNow=True)

@@ -3,12 +3,18 @@
 A file is written to a temporary name and renamed into place, so readers never see half a
 file. A micro-batch that Spark replays after a crash has the same id and the same content, and
 overwrites the same file: the file outputs hold every alert exactly once.
+
+Batch ids start again at 0 when a checkpoint is deleted (the recovery when retention removed
+offsets it needs), so file names carry the checkpoint's *generation* too: a number kept in the
+checkpoint directory, and for a new checkpoint the next one after every generation already in
+the outputs. A new checkpoint never overwrites the files of an earlier one.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +32,8 @@ QUARANTINE_ORDER = ("topic", "partition", "offset")
 
 @dataclass(frozen=True)
 class Outputs:
-    """``<output_dir>/<job>/<mode>/{alerts,aggregates,quarantine}/part-<batch>.jsonl``."""
+    """``<output_dir>/<job>/<mode>/{alerts,aggregates,quarantine}/part-<batch>.jsonl``, where
+    ``<batch>`` is ``g<generation>-<batch id>`` in streaming and ``all`` in batch mode."""
 
     root: Path
 
@@ -37,9 +44,41 @@ class Outputs:
     def file(self, kind: str, batch: str) -> Path:
         return self.root / kind / f"part-{batch}.jsonl"
 
+    def generations(self) -> set[int]:
+        """The checkpoint generations that have written files here."""
+        found = set()
+        for path in self.root.glob("*/part-g*-*.jsonl"):
+            match = _GENERATION.match(path.name)
+            if match:
+                found.add(int(match.group(1)))
+        return found
 
-def batch_name(batch_id: int) -> str:
-    return f"{batch_id:010d}"
+
+GENERATION_FILE = "rtm-generation"
+_GENERATION = re.compile(r"^part-g(\d+)-\d+\.jsonl$")
+
+
+def generation(checkpoint: Path, outputs: Outputs) -> int:
+    """The generation of a query's checkpoint; a new checkpoint gets the next free one."""
+    marker = checkpoint / GENERATION_FILE
+    try:
+        return int(marker.read_text(encoding="utf-8").strip())
+    except FileNotFoundError:
+        pass
+    except ValueError as exc:
+        raise RuntimeError(f"{marker}: not a generation number ({exc}); delete the file") from exc
+    number = max(outputs.generations(), default=0) + 1
+    checkpoint.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{GENERATION_FILE}.", dir=checkpoint)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(f"{number}\n")
+    os.replace(tmp, marker)
+    log.info("checkpoint %s is new: its outputs are generation %d", checkpoint, number)
+    return number
+
+
+def batch_name(batch_id: int, generation_number: int) -> str:
+    return f"g{generation_number:04d}-{batch_id:010d}"
 
 
 def write_lines(df: DataFrame, path: Path, order: tuple[str, ...]) -> int:

@@ -32,7 +32,7 @@ def _json_schema(job: Job) -> str:
     return ", ".join(f"`{f}` STRING" for f in dict.fromkeys(fields)) + f", `{_CORRUPT}` STRING"
 
 
-def _kind_problems(k: Kind) -> Column:
+def _kind_problems(k: Kind, max_future: float) -> Column:
     """Every problem of a parsed record of kind ``k`` joined by '; ', or '' when it is valid."""
     problems: list[Column] = []
     for field in ("server_id", "ts"):
@@ -46,6 +46,7 @@ def _kind_problems(k: Kind) -> Column:
             F.lit("ts: not an ISO-8601 timestamp"),
         )
     )
+    problems.append(_future_problem(max_future))
     for m in k.metrics:
         text, value = F.col(f"j.{m.name}"), F.col(f"j.{m.name}").try_cast("double")
         problems.append(F.when(text.isNull(), F.lit(f"missing field {m.name}")))
@@ -61,10 +62,31 @@ def _kind_problems(k: Kind) -> Column:
     return F.concat_ws("; ", *problems)
 
 
-def parse(raw: DataFrame, job: Job, topics: Topics) -> DataFrame:
+def _future_problem(max_future: float) -> Column:
+    """``ts: 250000 days in the future`` when the event time is more than ``max_future``
+    seconds ahead of this query's clock (the batch's time in streaming): such a record would
+    move the watermark ahead and make every later record late. Same words as the producer's."""
+    ahead = F.unix_timestamp("event_time") - F.unix_timestamp(F.current_timestamp())
+    described = reduce(
+        lambda acc, unit: acc.when(
+            ahead >= unit[1],
+            F.concat(
+                F.floor(ahead / unit[1]).cast("string"),
+                F.lit(f" {unit[0]}"),
+                F.when(F.floor(ahead / unit[1]) != 1, F.lit("s")).otherwise(F.lit("")),
+            ),
+        ),
+        (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1)),
+        F.when(F.lit(False), F.lit("")),
+    )
+    return F.when(ahead > max_future, F.concat(F.lit("ts: "), described, F.lit(" in the future")))
+
+
+def parse(raw: DataFrame, job: Job, topics: Topics, max_future: float) -> DataFrame:
     """Kafka rows (topic, partition, offset, timestamp, value) to parsed rows with a ``reason``.
 
-    ``reason`` is null for a valid record, else why it is not (not JSON, missing or bad field).
+    ``reason`` is null for a valid record, else why it is not (not JSON, missing or bad field,
+    an event time more than ``max_future`` seconds ahead).
     """
     topic_kind = {topics.for_kind(k.name): k for k in job.kinds}
     parsed = raw.select(
@@ -76,7 +98,7 @@ def parse(raw: DataFrame, job: Job, topics: Topics) -> DataFrame:
     ).withColumn("j", F.from_json("value", _json_schema(job), {"mode": "PERMISSIVE"}))
     parsed = parsed.withColumn("event_time", F.try_to_timestamp("j.ts", F.lit(TS_PATTERN)))
     by_topic = reduce(
-        lambda acc, item: acc.when(F.col("topic") == item[0], _kind_problems(item[1])),
+        lambda acc, item: acc.when(F.col("topic") == item[0], _kind_problems(item[1], max_future)),
         topic_kind.items(),
         F.when(F.lit(False), F.lit("")),
     ).otherwise(F.lit("unexpected topic"))
