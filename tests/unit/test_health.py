@@ -8,7 +8,13 @@ from pathlib import Path
 from rtm.health import hostprobe
 from rtm.health.cluster import KafkaView
 from rtm.health.report import CLUSTER, Check, Report
-from rtm.health.status import Limits, connection, expected_units, pipeline_checks
+from rtm.health.status import (
+    Limits,
+    connection,
+    expected_units,
+    pipeline_checks,
+    producer_check,
+)
 from rtm.inventory import Host
 from rtm.layout import Layout
 
@@ -25,6 +31,7 @@ PROBE_OUTPUT = "\n".join(
         "now\t400.5",
         'checkpoint\tcpu_mem\t7\t12\t{"topic-cpu":{"0":10,"1":20},"topic-mem":{"0":5}}',
         "output\tcpu_mem\taggregates\t30",
+        'producer\t{"sent": 7, "pending": 2, "dropped": 0, "failed": 0, "down_for": null}',
         "garbage line without tabs",
         "disk\t/broken\tnot-a-number\t1",
     ]
@@ -66,6 +73,7 @@ def test_probe_output_is_parsed_and_bad_lines_are_reported():
         "topic-mem": {"0": 5},
     }
     assert facts.output_age == {("cpu_mem", "aggregates"): 30.0}
+    assert facts.producer == {"sent": 7, "pending": 2, "dropped": 0, "failed": 0, "down_for": None}
     assert len(facts.problems) == 1
     assert "/broken" in facts.problems[0]
 
@@ -182,3 +190,27 @@ def test_connections_use_the_inventorys_user_port_and_key():
     bare = connection(Host("p1", {}, frozenset({"all"})), timeout=3)
     assert (bare.host, bare.user, bare.port) == ("p1", "root", 22)
     assert "key_filename" not in bare.connect_kwargs
+
+
+def test_the_producer_check_shows_drops_refusals_and_an_outage():
+    ok = producer_check("p1", {"sent": 7, "pending": 2, "dropped": 0, "failed": 0})
+    assert (ok.ok, ok.detail) == (True, "7 sent, 2 pending")
+    dropped = producer_check(
+        "p1",
+        {
+            "dropped": 40,
+            "first_dropped": "2026-03-14T09:00:00Z",
+            "last_dropped": "2026-03-14T09:00:10Z",
+        },
+    )
+    assert not dropped.ok
+    assert dropped.detail == (
+        "dropped 40 record(s), event times 2026-03-14T09:00:00Z to 2026-03-14T09:00:10Z"
+        " (live buffer full)"
+    )
+    refused = producer_check("p1", {"failed": 3})
+    assert (refused.ok, refused.detail) == (False, "3 record(s) refused by Kafka")
+    waiting = producer_check("p1", {"pending": 900, "down_for": 125.0})
+    assert not waiting.ok
+    assert waiting.detail.startswith("brokers not acknowledging for 2m")
+    assert waiting.detail.endswith(": 900 record(s) wait")

@@ -41,6 +41,7 @@ class HostFacts:
     units: dict[str, Unit] = field(default_factory=dict)
     checkpoints: dict[str, Checkpoint] = field(default_factory=dict)
     output_age: dict[tuple[str, str], float] = field(default_factory=dict)  # (job, kind) -> s
+    producer: dict[str, object] | None = None  # the producer's state.json (counts, outage)
     problems: list[str] = field(default_factory=list)
 
 
@@ -105,7 +106,21 @@ def _output(facts: HostFacts, _: str, fields: list[str]) -> None:
     facts.output_age[(fields[0], fields[1])] = float(fields[2])
 
 
-_FACTS = {"load": _load, "mem": _mem, "disk": _disk, "checkpoint": _checkpoint, "output": _output}
+def _producer(facts: HostFacts, rest: str, _: list[str]) -> None:
+    state = json.loads(rest)
+    if not isinstance(state, dict):
+        raise ValueError("the producer state is not a JSON object")
+    facts.producer = state
+
+
+_FACTS = {
+    "load": _load,
+    "mem": _mem,
+    "disk": _disk,
+    "checkpoint": _checkpoint,
+    "output": _output,
+    "producer": _producer,
+}
 
 
 def _unit(name: str, props: list[str]) -> tuple[Unit, float]:

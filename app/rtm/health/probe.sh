@@ -6,15 +6,22 @@
 export LC_ALL=C
 printf 'load\t%s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
 awk '/^MemTotal:|^MemAvailable:/ {sub(":","",$1); print "mem\t" $1 "\t" $2}' /proc/meminfo
-paths=/; rtm=
+paths=/; rtm=; producer=
 for u in "$@" $(systemctl list-units --all --plain --no-legend 'rtm-consumer@*' 2>/dev/null | awk '{print $1}'); do
   printf 'unit\t%s' "$u"
   systemctl show "$u" -p ActiveState,SubState,NRestarts,ActiveEnterTimestampMonotonic | while read -r prop; do printf '\t%s' "$prop"; done; printf '\n'
   paths="$paths $(systemctl show "$u" -p ReadWritePaths --value)"
-  case "$u" in rtm-consumer@*) rtm=$(systemctl show "$u" -p WorkingDirectory --value);; esac
+  case "$u" in
+    rtm-consumer@*) rtm=$(systemctl show "$u" -p WorkingDirectory --value);;
+    rtm-producer.service) producer=$(systemctl show "$u" -p WorkingDirectory --value);;
+  esac
 done
 printf 'now\t%s\n' "$(cut -d' ' -f1 /proc/uptime)"
 for p in $(printf '%s\n' $paths | sort -u); do [ -d "$p" ] && df -Pk "$p" | awk -v p="$p" 'NR==2 {sub("%","",$5); print "disk\t" p "\t" $4 "\t" $5}'; done
+# The producer's counts (producer.spool_dir is <WorkingDirectory>/producer), one JSON line.
+if [ -n "$producer" ] && [ -r "$producer/producer/state.json" ]; then
+  printf 'producer\t%s\n' "$(head -c 4096 "$producer/producer/state.json" | tr -d '\n')"
+fi
 [ -n "$rtm" ] || exit 0
 for d in "$rtm"/checkpoints/*/windows; do
   [ -d "$d/commits" ] || continue

@@ -88,7 +88,27 @@ def probe_host(
     checks = [Check(host.name, "ssh", True, f"{host.address} reachable")]
     checks += _host_checks(host.name, facts, limits)
     checks += _unit_checks(host, facts, units, layout)
+    if facts.producer is not None:
+        checks.append(producer_check(host.name, facts.producer))
     return checks, facts
+
+
+def producer_check(name: str, state: dict[str, object]) -> Check:
+    """The producer's own account: nothing dropped or refused, the brokers acknowledging."""
+    dropped, failed = int(str(state.get("dropped") or 0)), int(str(state.get("failed") or 0))
+    pending, down_for = state.get("pending", 0), state.get("down_for")
+    if dropped:
+        detail = (
+            f"dropped {dropped} record(s), event times {state.get('first_dropped')}"
+            f" to {state.get('last_dropped')} (live buffer full)"
+        )
+        return Check(name, "producer delivery", False, detail)
+    if failed:
+        return Check(name, "producer delivery", False, f"{failed} record(s) refused by Kafka")
+    if down_for is not None:
+        detail = f"brokers not acknowledging for {_duration(float(str(down_for)))}"
+        return Check(name, "producer delivery", False, f"{detail}: {pending} record(s) wait")
+    return Check(name, "producer delivery", True, f"{state.get('sent', 0)} sent, {pending} pending")
 
 
 def _host_checks(name: str, facts: hostprobe.HostFacts, limits: Limits) -> list[Check]:
