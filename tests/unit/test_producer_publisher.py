@@ -163,3 +163,20 @@ def test_an_outage_is_logged_as_state_changes_not_a_line_per_retry(
     assert caplog.text.count("brokers acknowledge again") == 1
     assert caplog.text.count("backlog sent") == 1
     assert publisher.close().sent == 3
+
+
+class AckingProducer(HeldProducer):
+    """Acknowledges each send as soon as its callback is added."""
+
+    def send(self, topic: str, value: bytes, key: bytes | None = None) -> HeldFuture:
+        future = super().send(topic, value, key)
+        future.add_callback = lambda f, *args: (f(*args, None), future)[1]  # type: ignore[method-assign]
+        return future
+
+
+def test_a_spool_acknowledged_at_once_is_removed_at_once(tmp_path: Path) -> None:
+    spool = tmp_path / SPOOL_FILE
+    spool.write_text('{"topic":"topic-cpu","key":"s1","value":"{}","ts":null}\n')
+    publisher = Publisher(AckingProducer(), "dlq", "p", 60, spool_dir=tmp_path)
+    assert publisher.send_spooled() == 1
+    assert not spool.exists(), "a stale spool would be sent again by the next start"

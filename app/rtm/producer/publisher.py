@@ -159,6 +159,7 @@ class Publisher:
         self._stop_timeout = stop_timeout
         self._cond = threading.Condition()
         self._seq = itertools.count()
+        self._last_seq = -1
         self._pending: dict[int, Pending] = {}  # by sequence number, oldest first
         self._retry: deque[int] = deque()  # failed sends to repeat, from the sender thread
         self._attempts: dict[int, int] = {}  # which send of a record its answers must be for
@@ -211,7 +212,7 @@ class Publisher:
                 full = len(self._pending) >= self._max_pending
                 stopping = self._closing or self._stopped()
                 if not full or stopping:
-                    seq = next(self._seq)
+                    seq = self._last_seq = next(self._seq)
                     entry = Pending(item.topic, item.key, item.value, item.ts, self._clock())
                     self._pending[seq] = entry
                     self.counts.submitted += 1
@@ -469,7 +470,7 @@ class Publisher:
         for item in items:
             self._submit(item, wait=True)
         with self._cond:
-            self._spool_until = max(self._pending, default=None)
+            self._spool_until = self._last_seq
             self._check_caught_up()
         return len(items)
 
