@@ -31,7 +31,8 @@ from rtm.producer.publisher import SPOOL_FILE
 METRIC_KINDS = ("cpu", "mem", "net", "disk")
 # Short timeouts, so that an outage of a few seconds outlasts the delivery timeout a few times.
 FAST_EXPIRY = {"request_timeout": "2 seconds", "delivery_timeout": "4 seconds", "linger_ms": 20}
-OUTAGE = 10.0
+# Longer than the 15 s without an acknowledgement after which the producer reports an outage.
+OUTAGE = 20.0
 
 
 def _producer(config: Path, *args: str) -> subprocess.Popen[str]:
