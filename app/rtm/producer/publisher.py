@@ -216,8 +216,8 @@ class Publisher:
                     entry = Pending(item.topic, item.key, item.value, item.ts, self._clock())
                     self._pending[seq] = entry
                     self.counts.submitted += 1
-                    if stopping:
-                        return True  # read while stopping: kept for the spool, not sent
+                    if full or self._closing:
+                        return True  # no room while stopping: kept for the spool, not sent
                     break
                 if not wait:
                     self._drop(item)
