@@ -128,14 +128,15 @@ def main(argv: list[str] | None = None) -> int:
     stopper = Stopper()
     signal.signal(signal.SIGTERM, lambda *_: stopper.stop())
     signal.signal(signal.SIGINT, lambda *_: stopper.stop())
-    client_id = f"rtm-producer-{host}"
-    producer = connect(config, client_id, stopper, kafka_producer)
+
+    def new_client() -> ProducerLike:
+        return kafka_producer(config, client_id=f"rtm-producer-{host}")
+
+    producer = connect(config, stopper, new_client)
     if producer is None:
         log.info("stopped before any broker answered")
         return EXIT_OK
-    publisher = publisher_for(
-        config, producer, host, stopper, lambda: kafka_producer(config, client_id=client_id)
-    )
+    publisher = publisher_for(config, producer, host, stopper, new_client)
     status = EXIT_OK
     try:
         publisher.send_spooled()

@@ -120,7 +120,7 @@ def live(
         publisher.tick()
 
 
-def connect(config: Config, client_id: str, stopper: Stopper, make: Callable[..., T]) -> T | None:
+def connect(config: Config, stopper: Stopper, make: Callable[[], T]) -> T | None:
     """The Kafka client, waiting for the brokers as long as it takes (None if stopped first).
 
     A producer started during an outage waits here, logging every minute, instead of failing
@@ -130,7 +130,7 @@ def connect(config: Config, client_id: str, stopper: Stopper, make: Callable[...
     next_log = started
     while not stopper.stopped:
         try:
-            return make(config, client_id=client_id)
+            return make()
         except KafkaError as exc:
             now = time.monotonic()
             if now >= next_log:
