@@ -6,13 +6,17 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from kafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
 
+from rtm.config import parse
 from rtm.producer.publisher import SPOOL_FILE, STATE_FILE, Publisher
+from rtm.producer.service import Stopper, live
 
 
 class HeldFuture:
@@ -180,3 +184,37 @@ def test_a_spool_acknowledged_at_once_is_removed_at_once(tmp_path: Path) -> None
     publisher = Publisher(AckingProducer(), "dlq", "p", 60, spool_dir=tmp_path)
     assert publisher.send_spooled() == 1
     assert not spool.exists(), "a stale spool would be sent again by the next start"
+
+
+class SlowFirstSend:
+    """Records what live mode publishes; the first send waits, as one waiting for metadata."""
+
+    def __init__(self, wait: float) -> None:
+        self.wait = wait
+        self.records: list[tuple[str, dict[str, object]]] = []
+
+    def publish(self, topic: str, key: str | None, record: dict[str, object]) -> bool:
+        if not self.records:
+            time.sleep(self.wait)
+        self.records.append((topic, record))
+        return True
+
+    def tick(self) -> None:
+        pass
+
+
+def test_live_mode_behind_schedule_samples_once_instead_of_in_a_burst(tmp_path: Path) -> None:
+    config = parse(
+        {
+            "kafka": {"bootstrap_servers": ["localhost:9092"]},
+            "producer": {"live": {"interval": "10 ms", "server_id": "s1"}},
+        },
+        base=tmp_path,
+    )
+    publisher = SlowFirstSend(wait=0.2)  # twenty intervals behind after the first record
+    live(config, publisher, Stopper(), "host", samples=20)  # type: ignore[arg-type]
+    per_topic = Counter(topic for topic, _ in publisher.records)
+    assert set(per_topic.values()) == {20}
+    # One event time per sample: a burst would give two samples the same millisecond.
+    times = Counter((topic, rec["ts"]) for topic, rec in publisher.records)
+    assert max(times.values()) == 1, times.most_common(3)

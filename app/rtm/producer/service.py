@@ -109,7 +109,10 @@ def live(
     log.info("sampling this host as %s every %gs", server_id, cfg.interval)
     deadline = time.monotonic()
     for _ in range(samples) if samples is not None else itertools.count():
-        deadline += cfg.interval
+        # Behind schedule (a send waited for metadata, say): sample once now and keep the
+        # cadence from here. Catching up in a burst would take samples in the same
+        # millisecond, one event time for two samples, and the second would hide the first.
+        deadline = max(deadline + cfg.interval, time.monotonic())
         if stopper.wait(max(deadline - time.monotonic(), 0.0)):
             return
         moment = datetime.now(UTC)
