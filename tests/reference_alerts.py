@@ -1,8 +1,8 @@
 """An independent plain-Python reference for the consumers' alerts (no rtm imports on purpose).
 
-It re-implements, from the documented rules only: reading the four CSVs, dropping invalid rows,
-event times from the future,
-sliding event-time windows aligned to the epoch, avg (cpu_mem) / max (net_disk) per server,
+It re-implements, from the documented rules only: reading the CSV of every kind, dropping
+invalid rows, event times from the future,
+sliding event-time windows aligned to the epoch, the job's avg or max per server,
 window and metric, "a window is final when its end <= max event time - watermark", and
 "alert when the aggregate is strictly above the threshold".
 
@@ -23,37 +23,30 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-# The documented defaults (app/README.md, "Configuration").
-THRESHOLDS = {
-    "cpu_pct": 85.0,
-    "mem_pct": 90.0,
-    "net_in_bytes_per_s": 40_000_000.0,
-    "net_out_bytes_per_s": 40_000_000.0,
-    "disk_pct": 90.0,
-}
+import yaml
+
 WINDOW_SIZE, WINDOW_SLIDE, WATERMARK = 30, 10, 10
 MAX_FUTURE_SECONDS = 300  # producer.max_future and consumer.max_future
 _SURROGATE = re.compile("[\udc80-\udcff]")
-FILES = {
-    "cpu": "cpu_data.csv",
-    "mem": "mem_data.csv",
-    "net": "net_data.csv",
-    "disk": "disk_data.csv",
+# The list of kinds, metrics, jobs and default thresholds is the catalogue's, read as plain
+# YAML; everything computed from it is computed here again.
+_CATALOGUE = yaml.safe_load(
+    (Path(__file__).resolve().parents[1] / "app" / "rtm" / "catalogue.yml").read_text()
+)
+FILES = {kind: spec["csv"] for kind, spec in _CATALOGUE["kinds"].items()}
+FIELDS = {kind: tuple(spec["metrics"]) for kind, spec in _CATALOGUE["kinds"].items()}
+MAXIMUM = {
+    metric: float(m["maximum"])
+    for spec in _CATALOGUE["kinds"].values()
+    for metric, m in spec["metrics"].items()
+    if m.get("maximum") is not None
 }
-FIELDS = {
-    "cpu": ("cpu_pct",),
-    "mem": ("mem_pct",),
-    "net": ("net_in_bytes_per_s", "net_out_bytes_per_s"),
-    "disk": ("disk_pct", "disk_read_bytes_per_s", "disk_write_bytes_per_s"),
-}
-PERCENT = {"cpu_pct", "mem_pct", "disk_pct"}
+_KIND_OF = {metric: kind for kind, fields in FIELDS.items() for metric in fields}
 JOBS = {
-    "cpu_mem": ("avg", (("cpu", "cpu_pct"), ("mem", "mem_pct"))),
-    "net_disk": (
-        "max",
-        (("net", "net_in_bytes_per_s"), ("net", "net_out_bytes_per_s"), ("disk", "disk_pct")),
-    ),
+    job: (spec["aggregation"], tuple((_KIND_OF[m], m) for m in spec["rules"]))
+    for job, spec in _CATALOGUE["jobs"].items()
 }
+THRESHOLDS = {m: float(t) for spec in _CATALOGUE["jobs"].values() for m, t in spec["rules"].items()}
 AMBIGUITY = 1e-6
 
 
@@ -82,7 +75,7 @@ def _valid_row(kind: str, row: dict[str, str | None]) -> tuple[str, float, dict[
     if moment.timestamp() > time.time() + MAX_FUTURE_SECONDS:
         return None
     for name, value in values.items():
-        if not math.isfinite(value) or value < 0 or (name in PERCENT and value > 100):
+        if not math.isfinite(value) or value < 0 or value > MAXIMUM.get(name, math.inf):
             return None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)

@@ -19,25 +19,11 @@ from typing import Any
 
 import yaml
 
-from rtm.records import KINDS
+from rtm.catalogue import catalogue
 
-# Documented default topic names (the design's interface names).
-DEFAULT_TOPICS = (
-    ("cpu", "topic-cpu"),
-    ("mem", "topic-mem"),
-    ("net", "topic-net"),
-    ("disk", "topic-disk"),
-    ("alerts", "alerts"),
-    ("dead_letter", "topic-dead-letter"),
-)
-# Documented default alert thresholds, by metric (see rtm.records).
-DEFAULT_THRESHOLDS = (
-    ("cpu_pct", 85.0),
-    ("mem_pct", 90.0),
-    ("net_in_bytes_per_s", 40_000_000.0),
-    ("net_out_bytes_per_s", 40_000_000.0),
-    ("disk_pct", 90.0),
-)
+# Default topic names and alert thresholds: the catalogue's.
+DEFAULT_TOPICS = tuple((role, str(spec["name"])) for role, spec in catalogue().topic_specs.items())
+DEFAULT_THRESHOLDS = catalogue().thresholds
 COMPRESSIONS = ("gzip", "lz4", "snappy", "zstd", "none")
 _DURATION = re.compile(
     r"^\s*(\d+(?:\.\d+)?)\s*(ms|milliseconds?|s|secs?|seconds?|m|mins?|minutes?|h|hours?|d|days?)\s*$"
@@ -54,16 +40,21 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Topics:
-    cpu: str
-    mem: str
-    net: str
-    disk: str
-    alerts: str
-    dead_letter: str
+    """The topic name of every pipeline role: each metric kind, alerts, dead_letter."""
+
+    names: tuple[tuple[str, str], ...]
 
     def for_kind(self, kind: str) -> str:
-        """The topic of one metric kind (cpu, mem, net, disk)."""
-        return str(getattr(self, kind))
+        """The topic of one metric kind of the catalogue (or of alerts, dead_letter)."""
+        return dict(self.names)[kind]
+
+    @property
+    def alerts(self) -> str:
+        return self.for_kind("alerts")
+
+    @property
+    def dead_letter(self) -> str:
+        return self.for_kind("dead_letter")
 
 
 @dataclass(frozen=True)
@@ -93,7 +84,7 @@ class LiveConfig:
     @property
     def buffer_records(self) -> int:
         """The buffer's bound in records: every kind's record of each sample it holds."""
-        return math.ceil(self.buffer / self.interval) * len(KINDS)
+        return math.ceil(self.buffer / self.interval) * len(catalogue().kinds)
 
 
 @dataclass(frozen=True)
@@ -327,7 +318,7 @@ def _kafka(sec: _Section) -> KafkaConfig:
     if len(set(names.values())) != len(names):
         raise ConfigError(f"{tsec.path}: every topic must have its own name, got {names}")
     sec.done()
-    return KafkaConfig(bootstrap_servers=tuple(servers), topics=Topics(**names))
+    return KafkaConfig(bootstrap_servers=tuple(servers), topics=Topics(tuple(names.items())))
 
 
 def _producer(sec: _Section) -> ProducerConfig:

@@ -20,7 +20,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 PLAYBOOK = REPO / "ansible" / "layout.yml"
-INPUTS = (REPO / "roles" / "rtm", PLAYBOOK)
+INPUTS = (REPO / "roles" / "rtm", PLAYBOOK, REPO / "app" / "rtm" / "catalogue.yml")
 
 
 class LayoutError(Exception):

@@ -6,58 +6,17 @@ Every record is a flat JSON object::
      "producer_host": "producer-1"}
 
 ``ts`` is the event time (when the metric was measured) in UTC, ISO-8601 with a ``Z``.
-The metric fields per topic kind are listed in ``KINDS``; ``app/README.md`` documents them.
+The metric fields of each kind come from the catalogue (``rtm.catalogue``).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from rtm.catalogue import Kind, Metric, catalogue
 
-@dataclass(frozen=True)
-class Metric:
-    name: str
-    maximum: float | None  # None: no upper bound (only >= 0)
-    description: str
-
-
-@dataclass(frozen=True)
-class Kind:
-    """One topic kind: its CSV file name and the metric fields of its records."""
-
-    name: str
-    csv_name: str
-    metrics: tuple[Metric, ...]
-
-    @property
-    def columns(self) -> tuple[str, ...]:
-        return ("ts", "server_id", *(m.name for m in self.metrics))
-
-
-_PCT = 100.0
-KINDS: tuple[Kind, ...] = (
-    Kind("cpu", "cpu_data.csv", (Metric("cpu_pct", _PCT, "CPU utilisation, percent"),)),
-    Kind("mem", "mem_data.csv", (Metric("mem_pct", _PCT, "memory in use, percent"),)),
-    Kind(
-        "net",
-        "net_data.csv",
-        (
-            Metric("net_in_bytes_per_s", None, "network bytes received per second"),
-            Metric("net_out_bytes_per_s", None, "network bytes sent per second"),
-        ),
-    ),
-    Kind(
-        "disk",
-        "disk_data.csv",
-        (
-            Metric("disk_pct", _PCT, "disk space in use, percent"),
-            Metric("disk_read_bytes_per_s", None, "disk bytes read per second"),
-            Metric("disk_write_bytes_per_s", None, "disk bytes written per second"),
-        ),
-    ),
-)
+KINDS: tuple[Kind, ...] = catalogue().kinds
 MAX_SERVER_ID = 128
 
 
@@ -66,10 +25,7 @@ class RowError(ValueError):
 
 
 def kind(name: str) -> Kind:
-    for k in KINDS:
-        if k.name == name:
-            return k
-    raise KeyError(name)
+    return catalogue().kind(name)
 
 
 def format_ts(moment: datetime) -> str:

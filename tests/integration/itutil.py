@@ -14,9 +14,11 @@ import yaml
 from kafka import KafkaConsumer, TopicPartition
 from rtm_broker import Broker, artifacts_root
 
+from rtm.catalogue import catalogue
+
 PROCESS_TIMEOUT = 300.0
 READ_TIMEOUT = 60.0
-TOPIC_KINDS = ("cpu", "mem", "net", "disk", "alerts", "dead_letter")
+TOPIC_KINDS = tuple(catalogue().topic_specs)  # every pipeline role: the kinds, alerts, dead_letter
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -24,7 +24,8 @@ from kafka import KafkaProducer
 from pyspark.sql import SparkSession
 from rtm_broker import Broker
 
-from reference_alerts import aggregates, expected_alerts
+from reference_alerts import WATERMARK, aggregates, expected_alerts
+from rtm.catalogue import catalogue
 from rtm.config import load
 from rtm.consumer.jobs import job as job_named
 from rtm.consumer.runner import JobContext, run_batch, run_stream
@@ -32,7 +33,7 @@ from rtm.consumer.runner import JobContext, run_batch, run_stream
 pytestmark = pytest.mark.integration
 
 SAMPLE = Path(__file__).resolve().parents[2] / "app" / "rtm" / "sample"
-JOBS = ("cpu_mem", "net_disk")
+JOBS = tuple(j.name for j in catalogue().jobs)
 QUERY_TIMEOUT = 300
 # Malformed rows appended to the CSVs: (file, raw line, part of the reason).
 BAD_ROWS = (
@@ -213,15 +214,25 @@ def test_streaming_gives_the_same_alerts_as_batch(
     assert in_topic <= every_job
 
 
+def _sample_cut() -> str:
+    """An event time inside the cpu_mem job's alerting windows, with half its alerts final
+    before it (their windows end a watermark and a few seconds earlier)."""
+    alerts = expected_alerts([SAMPLE], "cpu_mem")
+    ends = sorted(datetime.fromisoformat(str(a["window_end"])) for a in alerts)
+    cut = ends[len(ends) // 2] + timedelta(seconds=WATERMARK + 5)
+    return cut.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def _split_sample(workdir: Path) -> tuple[Path, Path]:
-    """The sample cut in two at 00:01:25, inside alerting windows: two CSV sets."""
+    """The sample cut in two inside alerting windows: two CSV sets."""
     first, second = workdir / "first", workdir / "second"
     first.mkdir()
     second.mkdir()
+    cut = _sample_cut()
     for path in SAMPLE.glob("*.csv"):
         header, *rows = path.read_text(encoding="utf-8").splitlines()
-        early = [r for r in rows if r < "2025-01-01T00:01:25Z"]
-        late = [r for r in rows if r >= "2025-01-01T00:01:25Z"]
+        early = [r for r in rows if r < cut]
+        late = [r for r in rows if r >= cut]
         (first / path.name).write_text("\n".join([header, *early]) + "\n", encoding="utf-8")
         (second / path.name).write_text("\n".join([header, *late]) + "\n", encoding="utf-8")
     return first, second
@@ -317,8 +328,9 @@ def test_sigterm_flushes_the_producer_and_exits_cleanly(
     sent = int(final.split("sent=")[1].split()[0])
     assert "failed=0" in final
     assert "pending=0" in final
-    in_topics = sum(len(pipe.read(kind)) for kind in ("cpu", "mem", "net", "disk"))
-    assert 0 < in_topics == sent < 4 * 720
+    kinds = catalogue().kinds
+    in_topics = sum(len(pipe.read(k.name)) for k in kinds)
+    assert 0 < in_topics == sent < len(kinds) * 720
 
 
 def test_live_mode_publishes_host_samples(pipeline_factory: Callable[[str], Pipeline]) -> None:
@@ -342,12 +354,8 @@ def test_live_mode_publishes_host_samples(pipeline_factory: Callable[[str], Pipe
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    fields = {
-        "cpu": {"cpu_pct"},
-        "mem": {"mem_pct"},
-        "net": {"net_in_bytes_per_s", "net_out_bytes_per_s"},
-        "disk": {"disk_pct", "disk_read_bytes_per_s", "disk_write_bytes_per_s"},
-    }
+    fields = {k.name: {m.name for m in k.metrics} for k in catalogue().kinds}
+    assert "load" in fields, "the fifth kind is sampled live too"
     for kind, metrics in fields.items():
         records = [v for _k, v in pipe.read(kind)]
         assert len(records) == 2

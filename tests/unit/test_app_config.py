@@ -8,7 +8,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rtm.config import ConfigError, load, parse, parse_duration
+from rtm.config import (
+    DEFAULT_THRESHOLDS,
+    DEFAULT_TOPICS,
+    ConfigError,
+    load,
+    parse,
+    parse_duration,
+)
+from rtm.records import KINDS
 
 REPO = Path(__file__).resolve().parents[2]
 MINIMAL = {
@@ -29,7 +37,7 @@ def _with(path: str, value: object) -> dict:
 
 def test_minimal_config_gets_the_documented_defaults(tmp_path: Path) -> None:
     cfg = parse(MINIMAL, base=tmp_path)
-    assert cfg.kafka.topics.cpu == "topic-cpu"
+    assert cfg.kafka.topics.for_kind("cpu") == "topic-cpu"
     assert cfg.kafka.topics.alerts == "alerts"
     assert cfg.kafka.topics.dead_letter == "topic-dead-letter"
     assert cfg.producer.mode == "replay"
@@ -43,7 +51,7 @@ def test_minimal_config_gets_the_documented_defaults(tmp_path: Path) -> None:
     assert cfg.producer.max_future == 300
     assert cfg.producer.spool_dir is None
     assert cfg.producer.replay.buffer == 10_000
-    assert (cfg.producer.live.buffer, cfg.producer.live.buffer_records) == (900, 3600)
+    assert (cfg.producer.live.buffer, cfg.producer.live.buffer_records) == (900, 900 * len(KINDS))
     consumer = cfg.require_consumer()
     assert consumer.max_future == 300
     assert (consumer.window.size, consumer.window.slide, consumer.window.watermark) == (30, 10, 10)
@@ -52,9 +60,12 @@ def test_minimal_config_gets_the_documented_defaults(tmp_path: Path) -> None:
     assert consumer.output_dir == tmp_path / "out"
 
 
-def test_the_example_config_is_valid() -> None:
+def test_the_example_config_is_valid_and_shows_the_catalogue_defaults() -> None:
     cfg = load(REPO / "app" / "config.example.yml")
     assert cfg.require_consumer().spark.jars
+    example = yaml.safe_load((REPO / "app" / "config.example.yml").read_text())
+    assert example["kafka"]["topics"] == dict(DEFAULT_TOPICS)
+    assert example["consumer"]["thresholds"] == dict(DEFAULT_THRESHOLDS)
 
 
 def test_relative_paths_resolve_against_the_config_file(tmp_path: Path) -> None:

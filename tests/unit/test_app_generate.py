@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from reference_alerts import all_expected
+from rtm.consumer.jobs import JOBS
 from rtm.generate import main as generate_main
 from rtm.producer.live import HostSampler
 from rtm.producer.service import sample_dir
@@ -66,19 +67,14 @@ def test_expected_alerts_match_an_independent_recomputation() -> None:
     committed = json.loads((SAMPLE / "expected_alerts.json").read_text())
     recomputed = all_expected([SAMPLE])
     assert committed == recomputed
-    # the sample exercises every alert rule
-    assert {a["rule"] for a in committed} == {
-        "cpu_pct_avg",
-        "mem_pct_avg",
-        "net_in_bytes_per_s_max",
-        "net_out_bytes_per_s_max",
-        "disk_pct_max",
-    }
+    # the sample exercises every alert rule of the catalogue
+    assert {a["rule"] for a in committed} == {j.rule(m) for j in JOBS for _, m in j.metrics}
 
 
 def test_live_sampler_measures_every_metric_in_range() -> None:
-    sampler = HostSampler("/")
+    sampler = HostSampler(KINDS, "/")
     values = sampler.sample()
+    assert sampler.kinds == KINDS, "every kind of the catalogue has a live sampler"
     for k in KINDS:
         record = measurement(k, "me", datetime.now(UTC), values[k.name], "me")
         assert from_row(kind(k.name), {key: str(v) for key, v in record.items()}, "me")

@@ -11,13 +11,24 @@ from rtm.config import Topics, WindowConfig
 from rtm.consumer import transforms
 from rtm.consumer.jobs import job
 
-TOPICS = Topics("c", "m", "n", "d", "alerts", "dlq")
+TOPICS = Topics(
+    (
+        ("cpu", "c"),
+        ("mem", "m"),
+        ("net", "n"),
+        ("disk", "d"),
+        ("load", "l"),
+        ("alerts", "alerts"),
+        ("dead_letter", "dlq"),
+    )
+)
 WINDOW = WindowConfig(size=30, slide=10, watermark=10)
 MAX_FUTURE = 300.0
 THRESHOLDS = {
     "cpu_pct": 85.0,
     "mem_pct": 90.0,
     "net_in_bytes_per_s": 1000.0,
+    "load1_per_cpu": 2.0,
     "net_out_bytes_per_s": 1000.0,
     "disk_pct": 90.0,
 }

@@ -5,6 +5,7 @@ import shlex
 import subprocess
 from pathlib import Path
 
+from rtm.catalogue import catalogue
 from rtm.health import hostprobe
 from rtm.health.cluster import KafkaView
 from rtm.health.report import CLUSTER, Check, Report
@@ -47,14 +48,8 @@ LAYOUT = Layout(
         "kafka_bootstrap_servers": "10.0.0.11:9092",
         "ports": {"kafka": 9092, "zookeeper_client": 2181},
         "topics": {
-            k: {"name": n, "partitions": 2, "replication_factor": 1}
-            for k, n in [
-                ("cpu", "topic-cpu"),
-                ("mem", "topic-mem"),
-                ("net", "topic-net"),
-                ("disk", "topic-disk"),
-                ("alerts", "alerts"),
-            ]
+            role: {**spec, "partitions": 2, "replication_factor": 1}
+            for role, spec in catalogue().topic_specs.items()
         },
     }
 )

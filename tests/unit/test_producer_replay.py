@@ -23,11 +23,12 @@ from rtm.producer.service import Stopper, replay
 from rtm.records import KINDS, RowError, describe_ahead, format_ts, from_row, kind, parse_ts
 
 HEADERS = {k.name: ",".join(k.columns) for k in KINDS}
+# A good row of every kind: each metric at the low end of its sample model's baseline.
 GOOD = {
-    "cpu": "2025-01-01T00:00:0{s}Z,srv-01,42.5",
-    "mem": "2025-01-01T00:00:0{s}Z,srv-01,60.0",
-    "net": "2025-01-01T00:00:0{s}Z,srv-01,1000,2000",
-    "disk": "2025-01-01T00:00:0{s}Z,srv-01,70.25,10,20",
+    k.name: ",".join(
+        ["2025-01-01T00:00:0{s}Z", "srv-01", *(f"{m.sample.base[0]:g}" for m in k.metrics)]
+    )
+    for k in KINDS
 }
 
 
@@ -227,8 +228,9 @@ def _cfg(**changes: object) -> ReplayConfig:
 def test_rows_pace_sends_one_row_per_second_per_file_side_by_side(tmp_path: Path) -> None:
     write_set(tmp_path)
     items = list(schedule(tmp_path, _cfg()))
-    assert [i.due for i in items] == [0.0] * 4 + [1.0] * 4 + [2.0] * 4
-    assert [i.row.kind.name for i in items[:4]] == ["cpu", "mem", "net", "disk"]
+    n = len(KINDS)
+    assert [i.due for i in items] == [0.0] * n + [1.0] * n + [2.0] * n
+    assert [i.row.kind.name for i in items[:n]] == [k.name for k in KINDS]
     faster = list(schedule(tmp_path, _cfg(rate=2.0, speedup=5.0)))
     assert faster[-1].due == pytest.approx(2 / 10)
 
@@ -297,12 +299,13 @@ def test_replay_publishes_good_rows_and_dead_letters_bad_ones(tmp_path: Path) ->
     replay(config, publisher, Stopper(), "prod-1")
     counts = publisher.close()
     assert fake.closed
-    assert (counts.sent, counts.failed, counts.malformed) == (14, 0, 2)
+    # three good rows of every kind and two dead letters
+    assert (counts.sent, counts.failed, counts.malformed) == (3 * len(KINDS) + 2, 0, 2)
     by_topic: dict[str, list[dict]] = {}
     for topic, _key, value in fake.sent:
         by_topic.setdefault(topic, []).append(value)
     assert len(by_topic["topic-cpu"]) == 3
-    assert by_topic["topic-net"][0]["net_out_bytes_per_s"] == 2000.0
+    assert by_topic["topic-net"][0]["net_out_bytes_per_s"] == float(GOOD["net"].split(",")[3])
     letters = sorted(by_topic["topic-dead-letter"], key=lambda d: d["source"])
     assert letters[0]["source"] == "cpu_data.csv"
     assert letters[0]["line"] == 5

@@ -18,15 +18,23 @@ log = logging.getLogger(__name__)
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 
 
+def _jobs_text() -> str:
+    """What each job computes, from the catalogue: 'cpu_mem takes the avg of cpu_pct, …'."""
+    return "; ".join(
+        f"{j.name} takes the {j.aggregation} of {', '.join(m for _k, m in j.metrics)} "
+        f"(topics {', '.join(k.name for k in j.kinds)})"
+        for j in JOBS
+    )
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="rtm-consumer",
         description=(
             "Run one monitoring job with Spark Structured Streaming: per server and sliding "
-            "event-time window, cpu_mem averages CPU and memory (topics cpu, mem) and net_disk "
-            "takes the maximum network in/out and disk usage (topics net, disk); an alert is "
-            "raised when a value is above its threshold. Alerts go to files and the alerts "
-            "topic, aggregates and quarantined records to files (see consumer.output_dir)."
+            f"event-time window, {_jobs_text()}; an alert is raised when a value is above its "
+            "threshold. Alerts go to files and the alerts topic, aggregates and quarantined "
+            "records to files (see consumer.output_dir)."
         ),
         epilog=(
             "Exit status: 0 on a clean stop (SIGTERM/SIGINT, or the end of a batch or "

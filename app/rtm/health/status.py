@@ -9,6 +9,7 @@ from pathlib import Path
 
 from fabric import Connection
 
+from rtm.catalogue import catalogue
 from rtm.consumer.jobs import JOBS
 from rtm.health import cluster, hostprobe
 from rtm.health.report import CLUSTER, Check, Report
@@ -175,7 +176,7 @@ def pipeline_checks(
     layout: Layout, view: cluster.KafkaView, facts: dict[str, hostprobe.HostFacts], limits: Limits
 ) -> list[Check]:
     checks = []
-    metric_topics = [layout.topic(k) for k in ("cpu", "mem", "net", "disk")]
+    metric_topics = [layout.topic(k.name) for k in catalogue().kinds]
     ages = [view.newest_age.get(t) for t in metric_topics]
     known = [a for a in ages if a is not None]
     publishing = bool(known) and min(known) <= limits.max_record_age

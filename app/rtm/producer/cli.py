@@ -16,6 +16,7 @@ from rtm.config import Config, ConfigError, load
 from rtm.producer.publisher import ProducerLike, Publisher, kafka_producer
 from rtm.producer.replay import ReplayError
 from rtm.producer.service import Stopper, connect, live, replay
+from rtm.records import KINDS
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,7 @@ def parser() -> argparse.ArgumentParser:
         prog="rtm-producer",
         description=(
             "Publish server metrics as JSON records to the Kafka topics named in the config: "
-            "replay the four CSV files (cpu_data.csv, mem_data.csv, net_data.csv, disk_data.csv) "
+            f"replay one CSV file per metric kind ({', '.join(k.csv_name for k in KINDS)}) "
             "or sample this host live. Options given here override the config file."
         ),
         epilog=(
@@ -46,7 +47,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--data-dir",
         type=Path,
-        help="directory with the four CSV files (default: producer.replay.data_dir, "
+        help="directory with the CSV files (default: producer.replay.data_dir, "
         "else the sample data shipped with rtm)",
     )
     p.add_argument(

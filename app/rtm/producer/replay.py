@@ -1,9 +1,10 @@
-"""CSV replay: read the four metric files, validate each row, and schedule it for sending.
+"""CSV replay: read the metric files (one per kind of the catalogue), validate each row, and
+schedule it for sending.
 
 Pacing (``producer.replay.pace``):
 
 * ``rows`` (the seed's behaviour): each file advances by ``rate * speedup`` rows per second,
-  the four files side by side (default one row per second per file).
+  the files side by side (default one row per second per file).
 * ``event_time``: rows are sent when their timestamp comes due, ``speedup`` times faster than
   real time (``rate`` is ignored).
 
@@ -191,7 +192,7 @@ def _file_schedule(
 
 
 def schedule(data_dir: Path, cfg: ReplayConfig) -> Iterator[Scheduled]:
-    """One pass over the four files, merged in the order the rows come due."""
+    """One pass over the files, merged in the order the rows come due."""
     paths = [(csv_path(data_dir, k), k) for k in KINDS]
     origin = None
     if cfg.pace == "event_time":

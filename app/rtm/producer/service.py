@@ -105,7 +105,10 @@ def live(
 ) -> None:
     cfg = config.producer.live
     server_id = cfg.server_id or host
-    sampler = HostSampler(cfg.disk_path)
+    sampler = HostSampler(KINDS, cfg.disk_path)
+    unsampled = [k.name for k in KINDS if k not in sampler.kinds]
+    if unsampled:
+        log.warning("live mode has no sampler for %s; those topics get nothing", unsampled)
     log.info("sampling this host as %s every %gs", server_id, cfg.interval)
     deadline = time.monotonic()
     for _ in range(samples) if samples is not None else itertools.count():
@@ -117,7 +120,7 @@ def live(
             return
         moment = datetime.now(UTC)
         values = sampler.sample()
-        for k in KINDS:
+        for k in sampler.kinds:
             record = measurement(k, server_id, moment, values[k.name], host)
             publisher.publish(config.kafka.topics.for_kind(k.name), server_id, record)
         publisher.tick()
