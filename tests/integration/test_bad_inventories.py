@@ -38,14 +38,6 @@ BASE_GROUPS: dict[str, dict[str, dict[str, Any]]] = {
     },
 }
 BASE_SETTINGS: dict[str, Any] = {"rtm_install_source": "offline", "rtm_kafka_kraft_enabled": False}
-DEFAULT_TOPICS = {
-    "cpu": {"name": "topic-cpu"},
-    "mem": {"name": "topic-mem"},
-    "net": {"name": "topic-net"},
-    "disk": {"name": "topic-disk"},
-    "alerts": {"name": "alerts"},
-    "dead_letter": {"name": "topic-dead-letter"},
-}
 
 
 @dataclass(frozen=True)
@@ -75,10 +67,8 @@ def brokers(count: int, first: int = 11) -> dict[str, dict[str, Any]]:
 
 
 def topics(**changes: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    merged = copy.deepcopy(DEFAULT_TOPICS)
-    for key, change in changes.items():
-        merged.setdefault(key, {}).update(change)
-    return merged
+    """rtm_topics: only what changes; the roles merge it over the catalogue's topics."""
+    return copy.deepcopy(changes)
 
 
 VALID = (
@@ -93,6 +83,8 @@ VALID = (
             "kafka_bootstrap_servers": "192.0.2.11:9092",
             "kafka_replication_factor": 1,
             "topics.cpu.partitions": 3,
+            # every kind of the catalogue has its topic, the fifth too
+            "topics.load.name": "topic-load",
         },
     ),
     Case(
@@ -190,13 +182,13 @@ REFUSED = (
     ),
     Case(
         "unknown_topic_role",
-        "read exactly cpu, mem, net, disk, alerts and dead_letter",
+        "the pipeline's topics are cpu, mem, net, disk, load, alerts, dead_letter",
         settings={"rtm_topics": topics(gpu={"name": "topic-gpu"})},
     ),
     Case(
         "topic_entry_not_a_mapping",
         "are not mappings: write each one as {name: topic-cpu}",
-        settings={"rtm_topics": {**DEFAULT_TOPICS, "cpu": "topic-cpu"}},
+        settings={"rtm_topics": {"cpu": "topic-cpu"}},
     ),
     Case(
         "invalid_topic_name",

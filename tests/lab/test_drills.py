@@ -35,6 +35,7 @@ from labkit import (
     wait_for,
 )
 
+from rtm.catalogue import catalogue
 from rtm.lab import lab as rtm_lab
 
 pytestmark = pytest.mark.lab
@@ -242,7 +243,7 @@ PRODUCER_STATE = "/var/lib/rtm/producer"  # producer.spool_dir as rtm_app render
 LIVE_UNIT = "rtm-live-drill.service"
 LIVE_STATE = "/var/lib/rtm/live-drill"
 LIVE_SERVER = "live-drill"
-METRIC_TOPICS = ("topic-cpu", "topic-mem", "topic-net", "topic-disk")
+METRIC_TOPICS = tuple(k.topic for k in catalogue().kinds)
 OUTAGE = 240.0
 # A live producer beside the deployed replaying one: the same config, sampling its host.
 LIVE_CONFIG = f"""

@@ -14,12 +14,14 @@ import uuid
 import pytest
 from labkit import EXPECTED_ALERT_IDS, closed_alert_ids
 
+from rtm.catalogue import catalogue
+
 pytestmark = pytest.mark.lab
 
 KRAFT = ("-e", "rtm_kafka_kraft_enabled=true")
 BROKERS = ["ha-broker1", "ha-broker2", "ha-broker3"]
 CONSUMERS = ("ha-consumer1", "ha-consumer2")
-TOPICS = ["topic-cpu", "topic-mem", "topic-net", "topic-disk", "alerts", "topic-dead-letter"]
+TOPICS = [spec["name"] for spec in catalogue().topic_specs.values()]
 
 
 @pytest.fixture(scope="module")

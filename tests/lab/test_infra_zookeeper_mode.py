@@ -13,10 +13,12 @@ import uuid
 
 import pytest
 
+from rtm.catalogue import catalogue
+
 pytestmark = pytest.mark.lab
 
 BROKER = "broker1"
-TOPICS = ["topic-cpu", "topic-mem", "topic-net", "topic-disk", "alerts", "topic-dead-letter"]
+TOPICS = [spec["name"] for spec in catalogue().topic_specs.values()]
 
 
 @pytest.fixture(scope="module")
