@@ -26,13 +26,14 @@ from bench.lab import BenchError, Target, run, tool
 from bench.loadgen import KINDS, LoadResult, Plan, run_load
 from bench.report import Section
 from bench.stats import percentile
+from rtm.catalogue import catalogue
 from rtm.config import parse_duration
 from rtm.records import parse_ts
 
 log = logging.getLogger(__name__)
 
 SIZES = (100, 1000, 5000)
-JOB_KINDS = {"cpu_mem": 2, "net_disk": 2}  # metric topics each job reads
+JOB_KINDS = {j.name: len(j.kinds) for j in catalogue().jobs}  # metric topics each job reads
 _BEHIND = re.compile(r"(\d+) records behind")
 
 

@@ -1,8 +1,8 @@
-"""Load for the latency benchmark: N simulated servers sending their four metrics each second.
+"""Load for the latency benchmark: N simulated servers sending every metric kind each second.
 
 Event time is the wall clock when a second's records are built, as a live producer would
-stamp them. A few "hot" servers report values above the default thresholds (CPU and disk),
-so both consumer jobs raise an alert for them in every window.
+stamp them. A few "hot" servers report the first rule's metric of every job above its default
+threshold, so every consumer job raises an alert for them in every window.
 """
 
 from __future__ import annotations
@@ -16,13 +16,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from rtm.catalogue import catalogue
 from rtm.config import parse
 from rtm.producer.publisher import kafka_producer
 from rtm.records import format_ts
 
 log = logging.getLogger(__name__)
 
-KINDS = ("cpu", "mem", "net", "disk")
+KINDS = tuple(k.name for k in catalogue().kinds)
+# The metric of each job that hot servers push over its threshold.
+_HOT = {j.rules[0].metric: j.rules[0].threshold for j in catalogue().jobs}
 
 
 @dataclass(frozen=True)
@@ -49,18 +52,17 @@ class Plan:
 
 
 def metrics(kind: str, hot: bool, index: int) -> dict[str, float]:
-    wobble = (index % 7) * 0.5
-    values = {
-        "cpu": {"cpu_pct": 95.0 if hot else 30.0 + wobble},
-        "mem": {"mem_pct": 50.0 + wobble},
-        "net": {"net_in_bytes_per_s": 2.0e6 + index, "net_out_bytes_per_s": 1.0e6 + index},
-        "disk": {
-            "disk_pct": 95.0 if hot else 55.0 + wobble,
-            "disk_read_bytes_per_s": 1.0e5,
-            "disk_write_bytes_per_s": 2.0e5,
-        },
-    }
-    return values[kind]
+    """One record's values: each metric inside its sample baseline, a hot one over its rule."""
+    values = {}
+    for metric in catalogue().kind(kind).metrics:
+        low, high = metric.sample.base
+        value = low + (high - low) * (index % 7) / 7
+        if hot and metric.name in _HOT:
+            value = _HOT[metric.name] * 1.1
+            if metric.maximum is not None:
+                value = min(value, (_HOT[metric.name] + metric.maximum) / 2)
+        values[metric.name] = round(value, 3)
+    return values
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from bench.lab import BenchError, Target, run, tail
 from bench.report import Section
 from bench.stats import median
 from rtm.artifacts.build import kafka_home
+from rtm.catalogue import catalogue
 from rtm.config import ReplayConfig, parse
 from rtm.producer.replay import schedule
 from rtm.records import from_row
@@ -37,7 +38,7 @@ from rtm.records import from_row
 log = logging.getLogger(__name__)
 
 TOPIC = "bench-throughput"  # ProducerPerformance's; rtm-producer writes one per metric kind
-RTM_TOPICS = {k: f"{TOPIC}-{k}" for k in ("cpu", "mem", "net", "disk", "dead_letter")}
+RTM_TOPICS = {k: f"{TOPIC}-{k}" for k in (*(k.name for k in catalogue().kinds), "dead_letter")}
 TARGET_RECORD_BYTES = 150
 _SUMMARY = re.compile(
     r"(?P<records>\d+) records sent, (?P<rate>[\d.]+) records/sec \((?P<mb>[\d.]+) MB/sec\), "
