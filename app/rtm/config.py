@@ -3,7 +3,7 @@
 The file is a nested mapping (Ansible renders it from the inventory). Every value is validated
 here, and every error names the key path, e.g. ``consumer.window.size: expected a duration like
 '30 seconds', got 'soon'``. Relative paths are resolved against the directory of the file.
-The full schema, with defaults, is documented in ``app/README.md``.
+The full schema, with defaults, is documented in ``docs/app.md``.
 """
 
 from __future__ import annotations
