@@ -159,7 +159,19 @@ def test_verdict_table_and_json_name_the_failures():
         "name": "zookeeper.service",
         "ok": False,
         "detail": "failed (failed), 3 restarts",
+        "counted": True,
     }
+
+
+def test_information_is_shown_but_not_counted_in_the_verdict():
+    report = Report(inventory="inventory/lab")
+    report.add("b1", "kafka.service", True, "up 5m, 0 restarts")
+    report.checks.append(Check(CLUSTER, "cpu_mem alerts", True, "none yet", counted=False))
+    assert report.verdict() == "HEALTHY: 1 checks passed on 1 hosts"
+    assert "info  cpu_mem alerts" in report.to_table()
+    checks = by_name(pipeline_checks(LAYOUT, view({}, age=900.0), {}, Limits()))
+    assert not checks["cpu_mem alerts"].counted
+    assert checks["cpu_mem aggregates"].counted
 
 
 def test_an_empty_report_is_not_healthy():

@@ -11,12 +11,14 @@ CLUSTER = "(cluster)"
 
 @dataclass(frozen=True)
 class Check:
-    """One finding: where, what, whether it is healthy, and the evidence."""
+    """One finding: where, what, whether it is healthy, and the evidence. A finding that is
+    not ``counted`` is information (no state of it is unhealthy): shown, never in the verdict."""
 
     host: str
     name: str
     ok: bool
     detail: str
+    counted: bool = True
 
 
 @dataclass
@@ -39,10 +41,11 @@ class Report:
         return bool(self.checks) and not self.failures
 
     def verdict(self) -> str:
+        counted = [c for c in self.checks if c.counted]
         if self.healthy:
-            return f"HEALTHY: {len(self.checks)} checks passed on {self._host_count()} hosts"
+            return f"HEALTHY: {len(counted)} checks passed on {self._host_count()} hosts"
         names = ", ".join(f"{c.host} {c.name}" for c in self.failures)
-        return f"UNHEALTHY: {len(self.failures)} of {len(self.checks)} checks failed: {names}"
+        return f"UNHEALTHY: {len(self.failures)} of {len(counted)} checks failed: {names}"
 
     def _host_count(self) -> int:
         return len({c.host for c in self.checks if c.host != CLUSTER})
@@ -63,7 +66,7 @@ class Report:
         for host, checks in hosts.items():
             lines.append(host)
             for check in checks:
-                mark = "ok  " if check["ok"] else "FAIL"
+                mark = "info" if not check["counted"] else "ok  " if check["ok"] else "FAIL"
                 line = f"  {mark}  {check['name']:<{width}}  {check['detail']}"
                 if color and not check["ok"]:
                     line = f"\033[1;31m{line}\033[0m"
