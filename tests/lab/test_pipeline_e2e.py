@@ -128,3 +128,65 @@ def test_second_site_run_changes_nothing(pipeline) -> None:
     changed = {host: r["changed"] for host, r in run.recap.items()}
     assert set(changed) == set(pipeline.addresses)
     assert all(count == 0 for count in changed.values()), changed
+
+
+# Every unit of the lab, with the files whose change must restart it.
+UNITS = {
+    ("broker1", "zookeeper.service"): ("/etc/zookeeper/zoo.cfg",),
+    ("broker1", "kafka.service"): ("/etc/kafka/server.properties",),
+    ("producer1", "rtm-producer.service"): ("/etc/rtm/rtm.yml",),
+    ("consumer1", "rtm-consumer@cpu_mem.service"): ("/etc/rtm/rtm.yml",),
+    ("consumer2", "rtm-consumer@net_disk.service"): ("/etc/rtm/rtm.yml",),
+}
+# A threshold and a broker setting, changed the way an inventory would change them.
+CHANGES = json.dumps(
+    {
+        "rtm_app_thresholds": {"cpu_pct": 80.5},
+        "kafka_custom_properties": {"num.recovery.threads.per.data.dir": 2},
+    }
+)
+
+
+def _state(lab) -> dict[tuple[str, str], tuple[str, str]]:
+    """Per unit: the systemd invocation id (new at every start) and its files' checksums."""
+    state = {}
+    for (host, unit), files in UNITS.items():
+        out = lab.ssh(
+            host, f"systemctl show -p InvocationID --value {unit} && cat {' '.join(files)} | md5sum"
+        )
+        assert out.returncode == 0, out.stderr
+        invocation, digest = out.stdout.split()[:2]
+        state[(host, unit)] = (invocation, digest)
+    return state
+
+
+def _restarted(before: dict, after: dict) -> set[tuple[str, str]]:
+    return {u for u in before if before[u][0] != after[u][0]}
+
+
+def _changed_files(before: dict, after: dict) -> set[tuple[str, str]]:
+    return {u for u in before if before[u][1] != after[u][1]}
+
+
+# Last in this module: it leaves the lab with the changed settings.
+def test_tags_configure_service_and_health_each_work_alone(pipeline) -> None:
+    before = _state(pipeline)
+    run = pipeline.playbook("ansible/site.yml", "--tags", "configure", "-e", CHANGES)
+    assert run.returncode == 0, run.output[-6000:]
+    after = _state(pipeline)
+    # Exactly the units whose files changed were restarted: Kafka and the app, not ZooKeeper.
+    assert _changed_files(before, after) == set(UNITS) - {("broker1", "zookeeper.service")}
+    assert _restarted(before, after) == _changed_files(before, after)
+    config = pipeline.ssh("consumer1", "cat /etc/rtm/rtm.yml").stdout
+    assert "cpu_pct: 80.5" in config
+    for unit in UNITS:
+        active = pipeline.ssh(unit[0], f"systemctl is-active {unit[1]}").stdout.strip()
+        assert active == "active", unit
+    # Nothing left to do for the other steps on their own: no change, no restart.
+    for tag in ("service", "health", "configure"):
+        run = pipeline.playbook("ansible/site.yml", "--tags", tag, "-e", CHANGES)
+        assert run.returncode == 0, f"--tags {tag}: " + run.output[-6000:]
+        changed = {host: r["changed"] for host, r in run.recap.items()}
+        assert set(changed) == set(pipeline.addresses), run.output[-3000:]
+        assert all(n == 0 for n in changed.values()), f"--tags {tag}: {changed}"
+    assert _restarted(after, _state(pipeline)) == set()
