@@ -20,12 +20,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from kafka import KafkaConsumer, TopicPartition
+from kafka import TopicPartition
 
 from bench.lab import BenchError, Target, run, tool
 from bench.loadgen import KINDS, LoadResult, Plan, run_load
 from bench.report import Section
 from bench.stats import percentile
+from rtm import kafka_client
 from rtm.catalogue import catalogue
 from rtm.config import parse_duration
 from rtm.records import parse_ts
@@ -119,8 +120,8 @@ class AlertReader(threading.Thread):
         self.alerts: dict[str, tuple[float, dict[str, Any]]] = {}
         self.stop = threading.Event()
         self._prefix = prefix
-        self._consumer = KafkaConsumer(
-            bootstrap_servers=target.bootstrap, enable_auto_commit=False, group_id=None
+        self._consumer = kafka_client.consumer(
+            target.layout.connection, enable_auto_commit=False, group_id=None
         )
         parts = sorted(self._consumer.partitions_for_topic(topic) or ())
         if not parts:

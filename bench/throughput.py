@@ -22,13 +22,14 @@ from datetime import datetime
 from pathlib import Path
 
 from kafka import codec as kafka_codec
-from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
 from bench import REPO
 from bench.lab import BenchError, Target, run, tail
 from bench.report import Section
 from bench.stats import median
+from rtm import kafka_client
 from rtm.artifacts.build import kafka_home
 from rtm.catalogue import catalogue
 from rtm.config import ReplayConfig, parse
@@ -132,7 +133,7 @@ def available(variant: Variant) -> bool:
 
 def ensure_topics(target: Target, partitions: dict[str, int]) -> None:
     """Create the topics (name: partitions) with the cluster's replication and min ISR."""
-    admin = KafkaAdminClient(bootstrap_servers=target.bootstrap, request_timeout_ms=30000)
+    admin = kafka_client.admin(target.layout.connection, request_timeout_ms=30000)
     try:
         for topic, count in partitions.items():
             spec = NewTopic(
@@ -156,7 +157,7 @@ def ensure_topics(target: Target, partitions: dict[str, int]) -> None:
 
 
 def delete_topics(target: Target, topics: list[str]) -> None:
-    admin = KafkaAdminClient(bootstrap_servers=target.bootstrap, request_timeout_ms=30000)
+    admin = kafka_client.admin(target.layout.connection, request_timeout_ms=30000)
     try:
         admin.delete_topics(topics, timeout_ms=30000)
     except Exception as exc:  # cleanup must not hide the results
@@ -244,7 +245,7 @@ def run_rtm(config: Path, expected: int) -> float:
 
 def run_java(target: Target, home: Path, records: int, size: int, v: Variant) -> JavaResult:
     props = [
-        f"bootstrap.servers={','.join(target.bootstrap)}",
+        *(f"{key}={value}" for key, value in target.layout.connection.java().items()),
         "acks=all",
         "enable.idempotence=true",
         f"linger.ms={v.linger_ms}",

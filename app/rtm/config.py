@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from rtm.catalogue import catalogue
+from rtm.kafka_client import Connection
 
 # Default topic names and alert thresholds: the catalogue's.
 DEFAULT_TOPICS = tuple((role, str(spec["name"])) for role, spec in catalogue().topic_specs.items())
@@ -59,7 +60,7 @@ class Topics:
 
 @dataclass(frozen=True)
 class KafkaConfig:
-    bootstrap_servers: tuple[str, ...]
+    connection: Connection  # the brokers, and how every client reaches them
     topics: Topics
 
 
@@ -318,7 +319,7 @@ def _kafka(sec: _Section) -> KafkaConfig:
     if len(set(names.values())) != len(names):
         raise ConfigError(f"{tsec.path}: every topic must have its own name, got {names}")
     sec.done()
-    return KafkaConfig(bootstrap_servers=tuple(servers), topics=Topics(tuple(names.items())))
+    return KafkaConfig(connection=Connection(tuple(servers)), topics=Topics(tuple(names.items())))
 
 
 def _producer(sec: _Section) -> ProducerConfig:

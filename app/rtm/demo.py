@@ -16,9 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from kafka import KafkaConsumer
-
-from rtm import logsetup
+from rtm import kafka_client, logsetup
 from rtm.layout import REPO, load_layout
 
 log = logging.getLogger("rtm-demo")
@@ -37,9 +35,9 @@ def first_alerts(inventory: Path, count: int, timeout: float) -> list[dict[str, 
     layout = load_layout(inventory)
     topic = layout.topic("alerts")
     log.info("waiting up to %.0fs for %d alerts on %s", timeout, count, topic)
-    consumer = KafkaConsumer(
+    consumer = kafka_client.consumer(
+        layout.connection,
         topic,
-        bootstrap_servers=layout.bootstrap_servers,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         consumer_timeout_ms=5000,

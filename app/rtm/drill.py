@@ -25,10 +25,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from kafka import KafkaConsumer, TopicPartition
+from kafka import TopicPartition
 from kafka.errors import KafkaError
 
+from rtm import kafka_client
 from rtm.config import parse
+from rtm.kafka_client import Connection
 from rtm.logsetup import configure
 from rtm.producer.publisher import kafka_producer
 
@@ -138,8 +140,8 @@ def audit(
 ) -> Audit:
     """Read the whole topic and count this run's records against what was acknowledged."""
     topic, run = produced["topic"], produced["run"]
-    consumer = KafkaConsumer(
-        bootstrap_servers=list(bootstrap_servers),
+    consumer = kafka_client.consumer(
+        Connection.of(bootstrap_servers),
         enable_auto_commit=False,
         group_id=None,
         consumer_timeout_ms=2000,

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rtm.kafka_client import Connection
+
 REPO = Path(__file__).resolve().parents[2]
 PLAYBOOK = REPO / "ansible" / "layout.yml"
 INPUTS = (REPO / "roles" / "rtm", PLAYBOOK, REPO / "app" / "rtm" / "catalogue.yml")
@@ -34,6 +36,11 @@ class Layout:
     @property
     def bootstrap_servers(self) -> list[str]:
         return [s for s in str(self.data["kafka_bootstrap_servers"]).split(",") if s]
+
+    @property
+    def connection(self) -> Connection:
+        """How the controller's clients (fab status, the demo, the benchmarks) reach Kafka."""
+        return Connection.of(self.bootstrap_servers)
 
     @property
     def host_addresses(self) -> dict[str, str]:

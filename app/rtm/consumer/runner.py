@@ -18,6 +18,7 @@ from pyspark.sql.streaming import StreamingQuery
 from rtm.config import Config, ConfigError, ConsumerConfig
 from rtm.consumer import sinks, transforms
 from rtm.consumer.jobs import Job
+from rtm.kafka_client import Connection
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +45,8 @@ class JobContext:
         return sinks.Outputs.for_job(self.consumer.output_dir, self.job.name, self.mode)
 
     @property
-    def bootstrap(self) -> str:
-        return ",".join(self.config.kafka.bootstrap_servers)
+    def connection(self) -> Connection:
+        return self.config.kafka.connection
 
     @property
     def subscribe(self) -> str:
@@ -78,7 +79,7 @@ def build_session(consumer: ConsumerConfig, app_name: str) -> SparkSession:
 
 def _source_options(ctx: JobContext) -> dict[str, str]:
     return {
-        "kafka.bootstrap.servers": ctx.bootstrap,
+        **ctx.connection.spark(),
         "subscribe": ctx.subscribe,
         "failOnDataLoss": "true",
     }
@@ -96,7 +97,7 @@ def _write_windows(ctx: JobContext, aggregated: DataFrame, batch: str) -> None:
         )
         count = sinks.write_lines(alert_rows, ctx.outputs.file("alerts", batch), sinks.ALERT_ORDER)
         if count:
-            sinks.publish_alerts(alert_rows, ctx.bootstrap, ctx.config.kafka.topics.alerts)
+            sinks.publish_alerts(alert_rows, ctx.connection, ctx.config.kafka.topics.alerts)
             log.info("%s batch %s: %d alert(s)", ctx.job.name, batch, count)
     finally:
         aggregated.unpersist()

@@ -22,6 +22,7 @@ from pathlib import Path
 from pyspark.sql import DataFrame
 
 from rtm.consumer import transforms
+from rtm.kafka_client import Connection
 
 log = logging.getLogger(__name__)
 
@@ -109,8 +110,8 @@ def write_lines(df: DataFrame, path: Path, order: tuple[str, ...]) -> int:
     return count
 
 
-def publish_alerts(alert_rows: DataFrame, bootstrap_servers: str, topic: str) -> None:
+def publish_alerts(alert_rows: DataFrame, connection: Connection, topic: str) -> None:
     """Send alerts to the Kafka alerts topic (at-least-once: a replayed batch sends again)."""
-    transforms.as_kafka(alert_rows).write.format("kafka").option(
-        "kafka.bootstrap.servers", bootstrap_servers
-    ).option("topic", topic).save()
+    transforms.as_kafka(alert_rows).write.format("kafka").options(**connection.spark()).option(
+        "topic", topic
+    ).save()

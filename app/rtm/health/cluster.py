@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
+from rtm import kafka_client
 from rtm.health.report import CLUSTER, Check
 from rtm.layout import Layout
 
@@ -66,14 +67,9 @@ class KafkaView:
 def kafka_checks(layout: Layout, timeout: float) -> tuple[list[Check], KafkaView | None]:
     ms = int(timeout * 1000)
     try:
-        admin = KafkaAdminClient(
-            bootstrap_servers=layout.bootstrap_servers,
-            request_timeout_ms=ms,
-        )
+        admin = kafka_client.admin(layout.connection, request_timeout_ms=ms)
     except Exception as exc:  # kafka-python raises several unrelated types
-        return [
-            Check(CLUSTER, "kafka reachable", False, f"{layout.bootstrap_servers}: {exc}")
-        ], None
+        return [Check(CLUSTER, "kafka reachable", False, f"{layout.connection}: {exc}")], None
     try:
         checks = _broker_checks(admin, layout) + _topic_checks(admin, layout)
     finally:
@@ -126,8 +122,8 @@ def _topic_checks(admin: KafkaAdminClient, layout: Layout) -> list[Check]:
 
 
 def _offsets(layout: Layout, ms: int) -> KafkaView:
-    consumer = KafkaConsumer(
-        bootstrap_servers=layout.bootstrap_servers,
+    consumer = kafka_client.consumer(
+        layout.connection,
         enable_auto_commit=False,
         request_timeout_ms=max(ms, 11000),
         consumer_timeout_ms=ms,

@@ -32,6 +32,7 @@ from kafka import KafkaProducer
 from kafka import codec as kafka_codec
 from kafka.errors import KafkaError, KafkaTimeoutError
 
+from rtm import kafka_client
 from rtm.config import Config
 from rtm.records import format_ts
 
@@ -109,8 +110,8 @@ def kafka_producer(config: Config, client_id: str) -> KafkaProducer:
     publisher as a new one; if the brokers had written it before the outage, it is there
     twice (at-least-once beyond the delivery timeout)."""
     delivery = config.producer.delivery
-    return KafkaProducer(
-        bootstrap_servers=list(config.kafka.bootstrap_servers),
+    return kafka_client.producer(
+        config.kafka.connection,
         client_id=client_id,
         acks="all",
         enable_idempotence=True,

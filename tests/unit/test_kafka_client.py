@@ -1,0 +1,67 @@
+"""One Kafka client seam: every client of rtm is built by rtm.kafka_client from a Connection."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+import yaml
+
+from rtm.config import parse
+from rtm.kafka_client import Connection
+
+ROOT = Path(__file__).resolve().parents[2]
+SEAM = ROOT / "app" / "rtm" / "kafka_client.py"
+CLIENTS = {"KafkaProducer", "KafkaConsumer", "KafkaAdminClient"}
+CONNECTION_KEYS = {"bootstrap_servers", "kafka.bootstrap.servers", "bootstrap.servers"}
+
+
+def test_a_connection_renders_the_same_brokers_for_every_kind_of_client() -> None:
+    conn = Connection.of(" b1:9092, b2:9092 ,")
+    assert conn.bootstrap_servers == ("b1:9092", "b2:9092")
+    assert conn.python() == {
+        "bootstrap_servers": ["b1:9092", "b2:9092"],
+        "security_protocol": "PLAINTEXT",
+    }
+    assert conn.java() == {"bootstrap.servers": "b1:9092,b2:9092", "security.protocol": "PLAINTEXT"}
+    assert conn.spark() == {f"kafka.{k}": v for k, v in conn.java().items()}
+    assert Connection.of(["b1:9092"]) == Connection(("b1:9092",))
+    with pytest.raises(ValueError, match="at least one bootstrap server"):
+        Connection.of(" , ")
+
+
+def test_the_app_config_gives_its_connection() -> None:
+    config = parse({"kafka": {"bootstrap_servers": "b1:9092,b2:9092"}}, base=ROOT)
+    assert config.kafka.connection == Connection(("b1:9092", "b2:9092"))
+
+
+def _sources() -> list[Path]:
+    files = [*(ROOT / "app" / "rtm").rglob("*.py"), *(ROOT / "bench").rglob("*.py")]
+    return sorted(p for p in [*files, ROOT / "fabfile.py"] if p != SEAM)
+
+
+@pytest.mark.parametrize("path", _sources(), ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_no_client_is_built_and_no_broker_list_passed_outside_the_seam(path: Path) -> None:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            name = getattr(node.func, "id", getattr(node.func, "attr", ""))
+            if name in CLIENTS:
+                found.append(f"line {node.lineno}: {name}(...)")
+            found += [
+                f"line {node.lineno}: {k.arg}=" for k in node.keywords if k.arg in CONNECTION_KEYS
+            ]
+        elif isinstance(node, ast.Constant) and node.value in CONNECTION_KEYS - {
+            "bootstrap_servers"
+        }:
+            found.append(f"line {node.lineno}: {node.value!r}")
+    assert not found, f"build Kafka clients with rtm.kafka_client instead: {found}"
+
+
+def test_the_roles_tools_and_the_app_set_the_same_client_properties() -> None:
+    role_vars = yaml.safe_load((ROOT / "roles" / "rtm" / "vars" / "main.yml").read_text())
+    app = Connection(("b1:9092",)).java()
+    del app["bootstrap.servers"]  # the tools take the brokers on their command line
+    assert role_vars["_rtm_kafka_client_properties"] == app
