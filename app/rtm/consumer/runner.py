@@ -183,7 +183,7 @@ def run_stream(
     restarts = dict.fromkeys(queries, 0)
     finished: set[str] = set()
     deadline = None if timeout is None else time.monotonic() + timeout
-    log.info("%s streaming from %s (%s)", ctx.job.name, ctx.subscribe, ctx.bootstrap)
+    log.info("%s streaming from %s (%s)", ctx.job.name, ctx.subscribe, ctx.connection)
     try:
         while len(finished) < len(queries) and not (stop is not None and stop.is_set()):
             if deadline is not None and time.monotonic() > deadline:
