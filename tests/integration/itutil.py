@@ -88,6 +88,16 @@ class Pipeline:
         return read_jsonl(self.output / job / mode / "alerts")
 
 
+def end_offsets(bootstrap: str, topic: str) -> dict[str, int]:
+    """The end offset of each partition of ``topic``, partitions as strings."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
+        return {str(tp.partition): end for tp, end in consumer.end_offsets(partitions).items()}
+    finally:
+        consumer.close()
+
+
 def read_topic(bootstrap: str, topic: str) -> list[tuple[str | None, dict | str]]:
     """Everything in ``topic`` now (up to the end offsets), values parsed as JSON when they are."""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)

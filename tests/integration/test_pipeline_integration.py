@@ -6,6 +6,7 @@ never from the code under test.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -19,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from itutil import PROCESS_TIMEOUT, Pipeline, read_jsonl
+from itutil import PROCESS_TIMEOUT, Pipeline, end_offsets, read_jsonl
 from kafka import KafkaProducer
 from pyspark.sql import SparkSession
 from rtm_broker import Broker
@@ -212,6 +213,10 @@ def test_streaming_gives_the_same_alerts_as_batch(
     assert {a["alert_id"] for a in expected} <= in_topic
     every_job = {a["alert_id"] for j in JOBS for a in expected_alerts(_clean(published), j)}
     assert in_topic <= every_job
+    # The job's own progress report (what fab status reads): it has read every topic to its end.
+    progress = json.loads((published.output / job / "stream" / "progress.json").read_text())
+    assert progress["job"] == job
+    assert progress["offsets"] == {t: end_offsets(published.broker.bootstrap, t) for t in topics}
 
 
 def _sample_cut() -> str:

@@ -30,7 +30,9 @@ PROBE_OUTPUT = "\n".join(
         "unit\trtm-consumer@cpu_mem.service\tActiveState=failed\tSubState=failed\tNRestarts=5"
         "\tActiveEnterTimestampMonotonic=0",
         "now\t400.5",
-        'checkpoint\tcpu_mem\t7\t12\t{"topic-cpu":{"0":10,"1":20},"topic-mem":{"0":5}}',
+        'progress\tcpu_mem\t12\t{"job": "cpu_mem", "batch_id": 7, "input_rows": 35,'
+        ' "offsets": {"topic-cpu": {"0": 10, "1": 20}, "topic-mem": {"0": 5}}}',
+        'progress\tnet_disk\t3\t{"batch_id": 2}',
         "output\tcpu_mem\taggregates\t30",
         'producer\t{"sent": 7, "pending": 2, "dropped": 0, "failed": 0, "down_for": null}',
         "garbage line without tabs",
@@ -63,14 +65,15 @@ def test_probe_output_is_parsed_and_bad_lines_are_reported():
     kafka = facts.units["kafka.service"]
     assert (kafka.active, kafka.restarts, kafka.uptime) == ("active", 2, 300.5)
     assert facts.units["rtm-consumer@cpu_mem.service"].uptime is None
-    assert facts.checkpoints["cpu_mem"].offsets == {
-        "topic-cpu": {"0": 10, "1": 20},
-        "topic-mem": {"0": 5},
-    }
+    assert facts.progress["cpu_mem"] == hostprobe.Progress(
+        "cpu_mem", 7, 12.0, {"topic-cpu": {"0": 10, "1": 20}, "topic-mem": {"0": 5}}
+    )
+    assert "net_disk" not in facts.progress
     assert facts.output_age == {("cpu_mem", "aggregates"): 30.0}
     assert facts.producer == {"sent": 7, "pending": 2, "dropped": 0, "failed": 0, "down_for": None}
-    assert len(facts.problems) == 1
-    assert "/broken" in facts.problems[0]
+    assert len(facts.problems) == 2
+    assert "/broken" in facts.problems[1]
+    assert "not a JSON object with offsets" in facts.problems[0]
 
 
 def test_the_probe_script_asks_for_each_unit_and_path():
@@ -102,7 +105,7 @@ def view(ends, age=1.0):
 
 def facts_with(job, batch_age, offsets, output_age=5.0):
     facts = hostprobe.HostFacts()
-    facts.checkpoints[job] = hostprobe.Checkpoint(job, 3, batch_age, offsets)
+    facts.progress[job] = hostprobe.Progress(job, 3, batch_age, offsets)
     facts.output_age[(job, "aggregates")] = output_age
     return facts
 
@@ -140,7 +143,7 @@ def test_missing_checkpoints_and_silent_producer_fail():
     checks = by_name(pipeline_checks(LAYOUT, view({}, age=900.0), {}, Limits()))
     assert not checks["producer publishing"].ok
     assert not checks["net_disk lag"].ok
-    assert checks["net_disk lag"].detail == "no checkpoint on any consumer host"
+    assert checks["net_disk lag"].detail == "no progress report on any consumer host"
 
 
 def test_verdict_table_and_json_name_the_failures():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import threading
 import time
@@ -184,10 +185,12 @@ def run_stream(
     finished: set[str] = set()
     deadline = None if timeout is None else time.monotonic() + timeout
     log.info("%s streaming from %s (%s)", ctx.job.name, ctx.subscribe, ctx.connection)
+    reported: int | None = None
     try:
         while len(finished) < len(queries) and not (stop is not None and stop.is_set()):
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(f"{ctx.job.name}: queries still running after {timeout}s")
+            reported = publish_progress(ctx, queries["windows"], reported)
             for name, query in queries.items():
                 if name in finished:
                     continue
@@ -207,6 +210,41 @@ def run_stream(
         for query in queries.values():
             if query.isActive:
                 query.stop()
+        publish_progress(ctx, queries["windows"], reported)
+
+
+def progress_of(job: str, progress: dict) -> dict[str, object]:
+    """What the job reports of a micro-batch of its windows query (Spark's progress event):
+    the batch, when it ran, its input rows, the offsets read up to and the watermark."""
+    offsets: dict[str, dict[str, int]] = {}
+    for source in progress.get("sources") or []:
+        end = source.get("endOffset")
+        if isinstance(end, str):
+            end = json.loads(end)
+        if isinstance(end, dict):
+            offsets.update(
+                {t: {str(p): int(o) for p, o in parts.items()} for t, parts in end.items()}
+            )
+    return {
+        "job": job,
+        "batch_id": progress.get("batchId"),
+        "batch_at": progress.get("timestamp"),
+        "input_rows": progress.get("numInputRows"),
+        "offsets": offsets,
+        "watermark": (progress.get("eventTime") or {}).get("watermark"),
+    }
+
+
+def publish_progress(ctx: JobContext, query: StreamingQuery, reported: int | None) -> int | None:
+    """Write the progress file when the windows query finished a new batch; its batch id."""
+    last = query.lastProgress
+    if last is None:
+        return reported
+    progress = json.loads(last.json) if hasattr(last, "json") else dict(last)
+    if progress.get("batchId") == reported:
+        return reported
+    sinks.write_progress(ctx.outputs.progress, progress_of(ctx.job.name, progress))
+    return progress.get("batchId")
 
 
 def _wait(query: StreamingQuery, seconds: float) -> None:

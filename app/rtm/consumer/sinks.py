@@ -12,6 +12,7 @@ the outputs. A new checkpoint never overwrites the files of an earlier one.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -44,6 +45,11 @@ class Outputs:
 
     def file(self, kind: str, batch: str) -> Path:
         return self.root / kind / f"part-{batch}.jsonl"
+
+    @property
+    def progress(self) -> Path:
+        """The job's own account of its newest micro-batch, for ``fab status`` (one JSON line)."""
+        return self.root / "progress.json"
 
     def generations(self) -> set[int]:
         """The checkpoint generations that have written files here."""
@@ -115,3 +121,16 @@ def publish_alerts(alert_rows: DataFrame, connection: Connection, topic: str) ->
     transforms.as_kafka(alert_rows).write.format("kafka").options(**connection.spark()).option(
         "topic", topic
     ).save()
+
+
+def write_progress(path: Path, progress: dict[str, object]) -> None:
+    """Replace the progress file atomically: a reader sees the old line or the new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".progress.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(json.dumps(progress, sort_keys=True) + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

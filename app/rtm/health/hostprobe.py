@@ -25,7 +25,10 @@ class Unit:
 
 
 @dataclass(frozen=True)
-class Checkpoint:
+class Progress:
+    """A streaming job's newest micro-batch, from its progress file: the batch, how long ago
+    the file was written, and the offsets the batch read up to."""
+
     job: str
     batch: int
     age: float
@@ -39,7 +42,7 @@ class HostFacts:
     mem_available_kb: int | None = None
     disks: dict[str, tuple[int, int]] = field(default_factory=dict)  # path -> (avail kB, use %)
     units: dict[str, Unit] = field(default_factory=dict)
-    checkpoints: dict[str, Checkpoint] = field(default_factory=dict)
+    progress: dict[str, Progress] = field(default_factory=dict)
     output_age: dict[tuple[str, str], float] = field(default_factory=dict)  # (job, kind) -> s
     producer: dict[str, object] | None = None  # the producer's state.json (counts, outage)
     problems: list[str] = field(default_factory=list)
@@ -95,11 +98,14 @@ def _disk(facts: HostFacts, _: str, fields: list[str]) -> None:
     facts.disks[fields[0]] = (int(fields[1]), int(fields[2]))
 
 
-def _checkpoint(facts: HostFacts, _: str, fields: list[str]) -> None:
-    raw = json.loads(fields[3]) if fields[3].strip() else {}
-    offsets = {t: {p: int(o) for p, o in parts.items()} for t, parts in raw.items()}
-    job = fields[0]
-    facts.checkpoints[job] = Checkpoint(job, int(fields[1]), float(fields[2]), offsets)
+def _progress(facts: HostFacts, rest: str, _: list[str]) -> None:
+    job, age, text = rest.split("\t", 2)
+    report = json.loads(text)
+    if not isinstance(report, dict) or not isinstance(report.get("offsets"), dict):
+        raise ValueError("the progress file is not a JSON object with offsets")
+    offsets = {t: {p: int(o) for p, o in parts.items()} for t, parts in report["offsets"].items()}
+    batch = int(report["batch_id"]) if report.get("batch_id") is not None else -1
+    facts.progress[job] = Progress(job, batch, float(age), offsets)
 
 
 def _output(facts: HostFacts, _: str, fields: list[str]) -> None:
@@ -117,7 +123,7 @@ _FACTS = {
     "load": _load,
     "mem": _mem,
     "disk": _disk,
-    "checkpoint": _checkpoint,
+    "progress": _progress,
     "output": _output,
     "producer": _producer,
 }

@@ -2,7 +2,7 @@
 # The fab status probe, run on each host as `sh -c "$(cat probe.sh)" rtm-probe UNIT...`.
 # Prints one tab-separated fact per line (see rtm/health/hostprobe.py) and needs nothing but
 # sh, systemctl, df and /proc. Disk space is checked where the services write (their units'
-# ReadWritePaths); the consumers' progress under their working directory.
+# ReadWritePaths); the consumers' progress files under their working directory.
 export LC_ALL=C
 printf 'load\t%s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
 awk '/^MemTotal:|^MemAvailable:/ {sub(":","",$1); print "mem\t" $1 "\t" $2}' /proc/meminfo
@@ -23,13 +23,12 @@ if [ -n "$producer" ] && [ -r "$producer/producer/state.json" ]; then
   printf 'producer\t%s\n' "$(head -c 4096 "$producer/producer/state.json" | tr -d '\n')"
 fi
 [ -n "$rtm" ] || exit 0
-for d in "$rtm"/checkpoints/*/windows; do
-  [ -d "$d/commits" ] || continue
-  job=$(basename "$(dirname "$d")")
-  n=$(ls "$d/commits" 2>/dev/null | grep -E '^[0-9]+$' | sort -n | tail -1)
-  [ -n "$n" ] || continue
-  age=$(( $(date +%s) - $(stat -c %Y "$d/commits/$n") ))
-  printf 'checkpoint\t%s\t%s\t%s\t%s\n' "$job" "$n" "$age" "$(sed -n 3p "$d/offsets/$n")"
+# Each streaming job's own account of its newest micro-batch (rtm.consumer.runner writes it).
+for f in "$rtm"/output/*/stream/progress.json; do
+  [ -r "$f" ] || continue
+  job=$(basename "$(dirname "$(dirname "$f")")")
+  age=$(( $(date +%s) - $(stat -c %Y "$f") ))
+  printf 'progress\t%s\t%s\t%s\n' "$job" "$age" "$(head -c 65536 "$f" | tr -d '\n')"
 done
 for d in "$rtm"/output/*/stream/alerts "$rtm"/output/*/stream/aggregates; do
   [ -d "$d" ] || continue

@@ -218,9 +218,9 @@ def _job_check(
     facts: dict[str, hostprobe.HostFacts],
     limits: Limits,
 ) -> Check:
-    found = [(host, f.checkpoints[job]) for host, f in facts.items() if job in f.checkpoints]
+    found = [(host, f.progress[job]) for host, f in facts.items() if job in f.progress]
     if not found:
-        return Check(CLUSTER, f"{job} lag", False, "no checkpoint on any consumer host")
+        return Check(CLUSTER, f"{job} lag", False, "no progress report on any consumer host")
     host, point = min(found, key=lambda hc: hc[1].age)
     lag = 0
     for topic in topics:
