@@ -14,17 +14,11 @@ from pathlib import Path
 
 from bench import REPO
 from rtm.inventory import Inventory
+from rtm.lab.machine import SSH_OPTIONS
 from rtm.layout import Layout, load_layout
 
 log = logging.getLogger(__name__)
 
-SSH_OPTS = (
-    "-o", "StrictHostKeyChecking=no",
-    "-o", "UserKnownHostsFile=/dev/null",
-    "-o", "LogLevel=ERROR",
-    "-o", "BatchMode=yes",
-    "-o", "ConnectTimeout=10",
-)  # fmt: skip
 _RECAP = re.compile(
     r"^(?P<host>\S+)\s+:\s+ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)"
     r"\s+failed=(?P<failed>\d+)",
@@ -113,7 +107,7 @@ class Target:
         return [h.address for h in self.inv.group(self.layout.group(role))]
 
     def ssh(self, address: str, command: str, *, timeout: float = 120) -> Timed:
-        return run(["ssh", *SSH_OPTS, f"root@{address}", command], timeout=timeout)
+        return run(["ssh", *SSH_OPTIONS, f"root@{address}", command], timeout=timeout)
 
 
 def lab_up(inventory: Path) -> None:

@@ -18,16 +18,11 @@ from pathlib import Path
 
 import pytest
 
+from rtm.lab.machine import SSH_OPTIONS
+
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = REPO / ".venv" / "bin"
 ANSIBLE_CFG = REPO / "ansible" / "ansible.cfg"
-SSH_OPTS = [
-    "-o", "StrictHostKeyChecking=no",
-    "-o", "UserKnownHostsFile=/dev/null",
-    "-o", "LogLevel=ERROR",
-    "-o", "BatchMode=yes",
-    "-o", "ConnectTimeout=10",
-]  # fmt: skip
 _RECAP = re.compile(
     r"^(?P<host>\S+)\s+:\s+ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)"
     r"\s+failed=(?P<failed>\d+)",
@@ -111,7 +106,7 @@ class Lab:
         self, host: str, command: str, *, timeout: float = 120, stdin: str | None = None
     ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            ["ssh", *SSH_OPTS, f"root@{self.addresses[host]}", command],
+            ["ssh", *SSH_OPTIONS, f"root@{self.addresses[host]}", command],
             input=stdin, capture_output=True, text=True, timeout=timeout, check=False,
         )  # fmt: skip
 

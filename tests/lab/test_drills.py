@@ -16,7 +16,6 @@ import itertools
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -36,6 +35,7 @@ from labkit import (
 )
 
 from rtm.catalogue import catalogue
+from rtm.health.cluster import zookeeper_mode
 from rtm.lab import lab as rtm_lab
 
 pytestmark = pytest.mark.lab
@@ -107,12 +107,6 @@ def healthy_partitions(lab) -> bool:
     return result.returncode == 0 and not result.stdout.strip()
 
 
-def zookeeper_srvr(address: str) -> str:
-    with socket.create_connection((address, 2181), timeout=5) as sock:
-        sock.sendall(b"srvr")
-        return sock.makefile(encoding="utf-8").read()
-
-
 def restart_count(lab, host: str, unit: str) -> int:
     return int(lab.ssh(host, f"systemctl show -P NRestarts {unit}").stdout.strip() or 0)
 
@@ -155,8 +149,8 @@ def test_consumer_killed_mid_stream_leaves_the_same_alert_files(cluster) -> None
 
 
 def test_losing_the_zookeeper_leader_keeps_the_pipeline_flowing(cluster, tmp_path) -> None:
-    modes = {h: zookeeper_srvr(cluster.addresses[h]) for h in BROKERS}
-    leader = next(h for h, out in modes.items() if "Mode: leader" in out)
+    modes = {h: zookeeper_mode(cluster.addresses[h], 2181, timeout=5) for h in BROKERS}
+    leader = next(h for h, mode in modes.items() if mode == "leader")
     assert cluster.ssh(leader, "systemctl stop zookeeper.service").returncode == 0
     try:
         stream = Stream(cluster, tmp_path / "zk-loss.json")

@@ -21,12 +21,14 @@ log = logging.getLogger(__name__)
 
 NSPAWN_LOCKS = Path("/run/systemd/nspawn/locks")
 NSPAWN_PROPAGATE = Path("/run/systemd/nspawn/propagate")
+# How the controller's own tools (rtm-lab, the lab tests, the benchmarks) reach lab hosts:
+# throw-away containers whose host keys change at every boot, never a prompt.
 SSH_OPTIONS = (
     "-o", "BatchMode=yes",
     "-o", "StrictHostKeyChecking=no",
     "-o", "UserKnownHostsFile=/dev/null",
     "-o", "LogLevel=ERROR",
-    "-o", "ConnectTimeout=5",
+    "-o", "ConnectTimeout=10",
 )  # fmt: skip
 
 
