@@ -186,6 +186,16 @@ REFUSED = (
         settings={"rtm_topics": topics(gpu={"name": "topic-gpu"})},
     ),
     Case(
+        "unknown_threshold_metric",
+        "give a number >= 0 for some of the catalogue's rules cpu_pct, mem_pct, load1_per_cpu",
+        settings={"rtm_app_thresholds": {"gpu_pct": 80.0}},
+    ),
+    Case(
+        "threshold_not_a_number",
+        "rtm_app_thresholds is {'cpu_pct': 'high'}",
+        settings={"rtm_app_thresholds": {"cpu_pct": "high"}},
+    ),
+    Case(
         "topic_entry_not_a_mapping",
         "are not mappings: write each one as {name: topic-cpu}",
         settings={"rtm_topics": {"cpu": "topic-cpu"}},
