@@ -91,7 +91,9 @@ class Machine:
                 continue
         return found
 
-    def reap(self, timeout: float = 30) -> None:
+    # A container whose JVMs hold gigabytes can take the kernel a while to tear down on a busy
+    # machine: the wait polls, so a generous bound costs nothing when it is quick.
+    def reap(self, timeout: float = 120) -> None:
         """Clear what a killed nspawn left: the orphaned container, its veth, its mounts."""
         for pid in self.orphans():
             log.warning(
