@@ -7,6 +7,8 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,21 +90,26 @@ class Pipeline:
         return read_jsonl(self.output / job / mode / "alerts")
 
 
-def end_offsets(bootstrap: str, topic: str) -> dict[str, int]:
-    """The end offset of each partition of ``topic``, partitions as strings."""
+@contextmanager
+def _partitions(bootstrap: str, topic: str) -> Iterator[tuple[KafkaConsumer, list[TopicPartition]]]:
+    """A consumer that commits nothing, and every partition of ``topic``; closed afterwards."""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     try:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
-        return {str(tp.partition): end for tp, end in consumer.end_offsets(partitions).items()}
+        partitions = consumer.partitions_for_topic(topic) or set()
+        yield consumer, [TopicPartition(topic, p) for p in sorted(partitions)]
     finally:
         consumer.close()
 
 
+def end_offsets(bootstrap: str, topic: str) -> dict[str, int]:
+    """The end offset of each partition of ``topic``, partitions as strings."""
+    with _partitions(bootstrap, topic) as (consumer, partitions):
+        return {str(tp.partition): end for tp, end in consumer.end_offsets(partitions).items()}
+
+
 def read_topic(bootstrap: str, topic: str) -> list[tuple[str | None, dict | str]]:
     """Everything in ``topic`` now (up to the end offsets), values parsed as JSON when they are."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    try:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
+    with _partitions(bootstrap, topic) as (consumer, partitions):
         consumer.assign(partitions)
         consumer.seek_to_beginning(*partitions)
         ends = consumer.end_offsets(partitions)
@@ -120,8 +127,6 @@ def read_topic(bootstrap: str, topic: str) -> list[tuple[str | None, dict | str]
                         value = text
                     out.append((rec.key.decode() if rec.key else None, value))
         return out
-    finally:
-        consumer.close()
 
 
 def read_jsonl(directory: Path) -> list[dict]:
