@@ -28,6 +28,8 @@ _RECAP = re.compile(
     r"\s+failed=(?P<failed>\d+)",
     re.MULTILINE,
 )
+_HEADER = re.compile(r"^(?P<kind>PLAY|TASK|RUNNING HANDLER) \[(?P<name>.*)\] \*+$")
+_RESULT = re.compile(r"^(ok|changed|skipping|failed|fatal): \[")
 
 
 def tool(name: str) -> str:
@@ -61,6 +63,16 @@ class PlaybookRun:
             m["host"]: {k: int(m[k]) for k in ("ok", "changed", "unreachable", "failed")}
             for m in _RECAP.finditer(self.output)
         }
+
+    def results_in(self, plays: list[str]) -> list[tuple[str, str]]:
+        """(task, line) for each task result (``ok:``, ``changed:``, ...) of the named plays."""
+        found, play, task = [], None, ""
+        for line in self.output.splitlines():
+            if m := _HEADER.match(line):
+                play, task = (m["name"], "") if m["kind"] == "PLAY" else (play, m["name"])
+            elif play in plays and _RESULT.match(line):
+                found.append((task, line))
+        return found
 
 
 @dataclass
