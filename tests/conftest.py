@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -24,8 +25,44 @@ def connector_jars() -> list[Path]:
     return sorted((artifacts_root() / "spark").glob("*.jar"))
 
 
+def _tier(path: Path | str) -> str:
+    parts = Path(path).parts
+    return next((p for p in ("unit", "integration", "lab") if p in parts), "other")
+
+
+# The services the unit and integration tiers share (Spark, the broker) start once and stop as
+# the lab tier begins: it comes last, and its labs need both cores and the memory.
+_UNTIL_LAB = pytest.StashKey[ExitStack]()
+
+
 @pytest.fixture(scope="session")
-def spark() -> Iterator[object]:
+def until_lab(pytestconfig: pytest.Config) -> Iterator[ExitStack]:
+    """Enter a service here to have it stopped before the first lab test (or at the end)."""
+    stack = pytestconfig.stash.setdefault(_UNTIL_LAB, ExitStack())
+    with stack:
+        yield stack
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if _tier(item.path) == "lab" and _UNTIL_LAB in item.config.stash:
+        item.config.stash[_UNTIL_LAB].close()
+
+
+def _stop_with_its_jvm(session) -> None:
+    """SparkSession.stop() keeps the JVM it launched for this process; end that too."""
+    from pyspark import SparkContext  # noqa: PLC0415
+
+    gateway = SparkContext._gateway  # pyspark has no public way to end its JVM
+    session.stop()
+    if gateway is not None and getattr(gateway, "proc", None) is not None:
+        gateway.shutdown()
+        gateway.proc.stdin.close()  # pyspark's JVM exits when its stdin closes
+        gateway.proc.wait(timeout=60)
+        SparkContext._gateway = SparkContext._jvm = None
+
+
+@pytest.fixture(scope="session")
+def spark(until_lab: ExitStack) -> object:
     from pyspark.sql import SparkSession  # noqa: PLC0415  (only tests that need Spark pay for it)
 
     builder = (
@@ -42,9 +79,9 @@ def spark() -> Iterator[object]:
     if jars:
         builder = builder.config("spark.jars", ",".join(str(j) for j in jars))
     session = builder.getOrCreate()
+    until_lab.callback(_stop_with_its_jvm, session)
     session.sparkContext.setLogLevel("ERROR")
-    yield session
-    session.stop()
+    return session
 
 
 # Wall time per tier (unit, integration, lab), summed over each test's setup, call and
@@ -53,8 +90,7 @@ _TIER_SECONDS: dict[str, float] = {}
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    parts = Path(report.fspath).parts
-    tier = next((p for p in ("unit", "integration", "lab") if p in parts), "other")
+    tier = _tier(report.fspath)
     _TIER_SECONDS[tier] = _TIER_SECONDS.get(tier, 0.0) + report.duration
 
 
