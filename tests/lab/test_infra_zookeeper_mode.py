@@ -1,4 +1,4 @@
-"""End to end on inventory/lab in ZooKeeper mode: the infrastructure site.yml sets up, checked.
+"""End to end on inventory/lab in ZooKeeper mode: the infrastructure site.yml sets up, host by host.
 
 lab up (fixture) -> ansible/site.yml (shared with test_pipeline_e2e) -> ZooKeeper serves ->
 broker registered -> the six topics with the inventory's partitions/replication -> a message
