@@ -1,12 +1,14 @@
 """The lab's reading of an inventory, and its early refusals."""
 
 import ipaddress
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from rtm.inventory import Host, Inventory
-from rtm.lab import lab
+from rtm.lab import image, lab
 from rtm.lab.image import host_mirror
 from rtm.lab.network import LocalAddress, check_addresses
 from rtm.lab.spec import LabError, spec_from_inventory
@@ -122,3 +124,21 @@ def test_preflight_refuses_other_systems(monkeypatch):
     monkeypatch.setattr("platform.system", lambda: "Darwin")
     with pytest.raises(LabError, match="needs Linux"):
         lab.preflight()
+
+
+def test_labs_booted_side_by_side_build_the_image_once(tmp_path, monkeypatch) -> None:
+    builds = []
+
+    def build(path: Path, mirror: str | None) -> Path:
+        builds.append(path)
+        time.sleep(0.2)  # long enough for the other callers to reach the lock
+        (path / "root").mkdir(parents=True)
+        (path / "complete").write_text("built\n")
+        return path / "root"
+
+    monkeypatch.setattr(image, "_build", build)
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        roots = list(pool.map(lambda _: image.ensure_image(tmp_path, "mirror"), range(3)))
+    assert len(builds) == 1
+    assert len(set(roots)) == 1
+    assert roots[0].is_dir()
