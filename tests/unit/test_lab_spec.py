@@ -1,14 +1,16 @@
 """The lab's reading of an inventory, and its early refusals."""
 
 import ipaddress
+import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from rtm.inventory import Host, Inventory
-from rtm.lab import image, lab
+from rtm.lab import lab
 from rtm.lab.image import host_mirror
 from rtm.lab.network import LocalAddress, check_addresses
 from rtm.lab.spec import LabError, spec_from_inventory
@@ -126,19 +128,26 @@ def test_preflight_refuses_other_systems(monkeypatch):
         lab.preflight()
 
 
-def test_labs_booted_side_by_side_build_the_image_once(tmp_path, monkeypatch) -> None:
-    builds = []
+def test_labs_booted_side_by_side_make_the_image_and_key_one_at_a_time(
+    tmp_path, monkeypatch
+) -> None:
+    busy, overlaps = threading.Lock(), []
 
-    def build(path: Path, mirror: str | None) -> Path:
-        builds.append(path)
-        time.sleep(0.2)  # long enough for the other callers to reach the lock
-        (path / "root").mkdir(parents=True)
-        (path / "complete").write_text("built\n")
-        return path / "root"
+    def one_at_a_time(made: str) -> Callable[..., object]:
+        def make(*_: object) -> object:
+            if not busy.acquire(blocking=False):
+                overlaps.append(made)
+                return made
+            time.sleep(0.1)  # long enough for the other labs to reach the lock
+            busy.release()
+            return made
 
-    monkeypatch.setattr(image, "_build", build)
+        return make
+
+    monkeypatch.setattr(lab, "ensure_image", one_at_a_time("image"))
+    monkeypatch.setattr(lab, "_controller_key", one_at_a_time("key"))
+    settings = lab.LabSettings(cache_dir=tmp_path)
     with ThreadPoolExecutor(max_workers=3) as pool:
-        roots = list(pool.map(lambda _: image.ensure_image(tmp_path, "mirror"), range(3)))
-    assert len(builds) == 1
-    assert len(set(roots)) == 1
-    assert roots[0].is_dir()
+        made = list(pool.map(lambda _: lab.controller_setup(settings), range(3)))
+    assert overlaps == []
+    assert made == [("image", "key")] * 3

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import logging
 import re
@@ -67,20 +66,9 @@ def host_mirror(
 def ensure_image(cache_dir: Path, mirror: str | None) -> Path:
     """Return the root of the cached image, building it first if needed."""
     image = cache_dir / "images" / image_key()
-    if (image / "complete").exists():
-        return image / "root"
-    image.parent.mkdir(parents=True, exist_ok=True)
-    # Labs booted side by side (Molecule scenarios) on a cold cache: one builds, the others
-    # wait for it and then find the image complete.
-    with (image.parent / f"{image.name}.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if (image / "complete").exists():
-            return image / "root"
-        return _build(image, mirror)
-
-
-def _build(image: Path, mirror: str | None) -> Path:
     root = image / "root"
+    if (image / "complete").exists():
+        return root
     mirror = mirror or host_mirror()
     if mirror is None:
         raise LabError("no Debian mirror found in /etc/apt; pass --mirror URL")

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import platform
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,8 +69,7 @@ def up(spec: LabSpec, settings: LabSettings) -> None:
     if to_boot:
         # Only a lab that is not (fully) running yet may meet a conflicting address.
         network.check_addresses(spec, network.local_addresses())
-        image_root = ensure_image(settings.cache_dir, settings.mirror)
-        public_key = _controller_key(settings.ssh_key)
+        image_root, public_key = controller_setup(settings)
         network.ensure_bridge(spec)
         clear_stale_nspawn_locks()
         for machine in to_boot:
@@ -98,6 +100,24 @@ def down(spec: LabSpec, settings: LabSettings) -> None:
 
 def status(spec: LabSpec, settings: LabSettings) -> dict[str, bool]:
     return {m.host.name: m.pid() is not None for m in machines(spec, settings)}
+
+
+def controller_setup(settings: LabSettings) -> tuple[Path, str]:
+    """The image's root and the controller's public key, each made on first use.
+
+    Labs booted side by side (Molecule scenarios) on a fresh controller would each run
+    debootstrap into the same directory and ssh-keygen on the same file: one makes them, the
+    others wait for it and then find them made."""
+    with _exclusive(settings.cache_dir / "setup.lock"):
+        return ensure_image(settings.cache_dir, settings.mirror), _controller_key(settings.ssh_key)
+
+
+@contextmanager
+def _exclusive(lock_path: Path) -> Iterator[None]:
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with lock_path.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def _controller_key(private_key: Path) -> str:
