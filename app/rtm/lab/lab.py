@@ -9,9 +9,7 @@ import platform
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,16 +106,10 @@ def controller_setup(settings: LabSettings) -> tuple[Path, str]:
     Labs booted side by side (Molecule scenarios) on a fresh controller would each run
     debootstrap into the same directory and ssh-keygen on the same file: one makes them, the
     others wait for it and then find them made."""
-    with _exclusive(settings.cache_dir / "setup.lock"):
-        return ensure_image(settings.cache_dir, settings.mirror), _controller_key(settings.ssh_key)
-
-
-@contextmanager
-def _exclusive(lock_path: Path) -> Iterator[None]:
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with lock_path.open("w") as lock:
+    settings.cache_dir.mkdir(parents=True, exist_ok=True)
+    with (settings.cache_dir / "setup.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        yield
+        return ensure_image(settings.cache_dir, settings.mirror), _controller_key(settings.ssh_key)
 
 
 def _controller_key(private_key: Path) -> str:
