@@ -47,15 +47,17 @@ DRILL = str(Path(sys.executable).with_name("rtm-drill"))
 RTM_LAB = str(Path(sys.executable).with_name("rtm-lab"))
 DRILL_TOPIC = "drill"
 ALERTS_DIR = "/var/lib/rtm/output/cpu_mem/stream/alerts/"
-# About 150 records per micro-batch: one pass of the sample takes the cpu_mem job ten batches,
-# so a kill after its first alerts lands in the middle of the pass. At most 2000 records wait
-# in the replaying producer, so the outage drill reaches its back-pressure within a minute.
+# At most 500 records per micro-batch, about 55 s of the sample's events (9 partitions of the
+# cpu_mem job's three topics): its alerts close in the second to the fourth batch, so a kill
+# after the first alert file lands mid-pass, and the job still keeps up with the replay
+# (450 records per 10 s trigger). At most 2000 records wait in the replaying producer, so the
+# outage drill reaches its back-pressure within a minute.
 DRILL_SETTINGS = (
     "-e",
     json.dumps(
         {
             "rtm_app_custom_config": {
-                "consumer": {"max_offsets_per_trigger": 150},
+                "consumer": {"max_offsets_per_trigger": 500},
                 "producer": {"replay": {"buffer": 2000}},
             }
         }
