@@ -32,6 +32,7 @@ class Toggle:
 
 # Each switches one thing against ansible/ansible.cfg for a no-change run.
 TOGGLES = (
+    Toggle("Mitogen off (linear strategy)", {"ANSIBLE_STRATEGY": "linear"}),
     Toggle("pipelining off", {"ANSIBLE_PIPELINING": "False"}),
     Toggle("SSH ControlPersist off", {"ANSIBLE_SSH_ARGS": "-o ControlMaster=no"}),
     Toggle("forks 1", {"ANSIBLE_FORKS": "1"}),
@@ -48,6 +49,7 @@ def ansible_settings(cfg: Path) -> dict[str, str]:
     parser.read(cfg)
     defaults, ssh = parser["defaults"], parser["ssh_connection"]
     return {
+        "strategy": defaults.get("strategy", "linear"),
         "forks": defaults.get("forks", "5"),
         "gathering": defaults.get("gathering", "implicit"),
         "fact_caching": defaults.get("fact_caching", "memory (nothing kept between runs)"),
