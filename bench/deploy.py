@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import configparser
 import logging
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,14 @@ from bench.stats import median
 log = logging.getLogger(__name__)
 
 STATUS_RUNS = 5
+SLOWEST = 10
+# The as-deployed no-change run is profiled: every task's wall time, slowest first.
+PROFILE_ENV = {
+    "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.profile_tasks",
+    "PROFILE_TASKS_TASK_OUTPUT_LIMIT": "all",
+    "PROFILE_TASKS_SORT_ORDER": "descending",
+}
+_TASK_TIME = re.compile(r"^(?P<task>\S.*?) -+ (?P<seconds>\d+\.\d+)s$", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -71,6 +80,32 @@ def changed(result: Timed) -> int:
     return total
 
 
+def task_times(output: str) -> list[tuple[str, float]]:
+    """The profile_tasks summary of a run: (task, seconds) in its order, slowest first."""
+    _, found, summary = output.rpartition("TASKS RECAP")
+    return [(m["task"], float(m["seconds"])) for m in _TASK_TIME.finditer(summary)] if found else []
+
+
+def role_times(tasks: list[tuple[str, float]]) -> dict[str, float]:
+    """Seconds per role ("role : task"); tasks of no role (fact gathering) as "(play)"."""
+    totals: dict[str, float] = {}
+    for task, seconds in tasks:
+        role = task.split(" : ", 1)[0] if " : " in task else "(play)"
+        totals[role] = totals.get(role, 0.0) + seconds
+    return dict(sorted(totals.items(), key=lambda kv: -kv[1]))
+
+
+def _profile(result: Timed, section: Section) -> None:
+    tasks = task_times(result.output)
+    if not tasks:
+        raise BenchError(f"no TASKS RECAP in the profiled run:\n{tail(result.output)}")
+    for role, seconds in role_times(tasks).items():
+        section.figure(f"site.yml, nothing to change: role {role}", "s").add(seconds)
+    section.details.setdefault("slowest_tasks_no_change", []).append(
+        [[task, round(seconds, 2)] for task, seconds in tasks[:SLOWEST]]
+    )
+
+
 def _toggle_env(toggle: Toggle, cache_dir: Path) -> dict[str, str]:
     if "ANSIBLE_CACHE_PLUGIN" in toggle.env:
         return toggle.env | {"ANSIBLE_CACHE_PLUGIN_CONNECTION": str(cache_dir)}
@@ -89,9 +124,10 @@ def cycle(inventory: Path, section: Section, cache_dir: Path, *, keep: bool) -> 
         section.figure("site.yml, fresh hosts", "s").add(first.seconds)
         section.figure("site.yml, fresh hosts: changed tasks", "tasks").add(changed(first))
         log.info("site.yml again, nothing to change")
-        second = playbook(inventory)
+        second = playbook(inventory, extra_env=PROFILE_ENV)
         section.figure("site.yml, nothing to change", "s").add(second.seconds)
         section.figure("site.yml, nothing to change: changed tasks", "tasks").add(changed(second))
+        _profile(second, section)
         _status_runs(inventory, section)
         for toggle in TOGGLES:
             log.info("site.yml again, %s", toggle.name)
@@ -137,6 +173,10 @@ def _explain(section: Section) -> None:
         return median(figure.values) if figure and figure.values else None
 
     base = med("site.yml, nothing to change")
+    slowest = section.details.get("slowest_tasks_no_change")
+    if slowest:
+        listed = "; ".join(f"{task} {seconds:.1f} s" for task, seconds in slowest[-1][:5])
+        section.notes.append(f"Slowest tasks of the last no-change run: {listed}.")
     for toggle in TOGGLES:
         value = med(f"site.yml, nothing to change, {toggle.name}")
         if base and value:

@@ -12,6 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from bench import report
+from bench.deploy import role_times, task_times
 from bench.lab import recap
 from bench.latency import catch_up_seconds, keeps_up, lag_by_job, latencies
 from bench.stats import Figure, median, percentile, rounded
@@ -118,6 +119,30 @@ def test_recap_counts() -> None:
         "consumer1 : ok=40   changed=2    unreachable=0    failed=0    skipped=1\n"
     )
     assert recap(text)["consumer1"]["changed"] == 2
+
+
+PROFILED = """\
+TASK [kafka : Wait for the Kafka listener on this node] ************************
+Friday 04 December 2026  04:41:02 +0000 (0:00:01.072)       0:01:12.004 *******
+ok: [broker1]
+
+TASKS RECAP ********************************************************************
+Friday 04 December 2026  04:42:59 +0000 (0:00:00.242)       0:02:50.317 *******
+===============================================================================
+kafka_dist : Ensure the operator tools are on the PATH ------------------ 9.37s
+kafka : Wait until no partition is under-replicated --------------------- 6.09s
+Gathering Facts --------------------------------------------------------- 3.63s
+kafka : Ensure server.properties is rendered from the inventory --------- 3.38s
+"""
+
+
+def test_profile_of_a_run_per_task_and_per_role() -> None:
+    tasks = task_times(PROFILED)
+    assert tasks[0] == ("kafka_dist : Ensure the operator tools are on the PATH", 9.37)
+    assert len(tasks) == 4
+    assert role_times(tasks) == pytest.approx({"kafka": 9.47, "kafka_dist": 9.37, "(play)": 3.63})
+    assert list(role_times(tasks)) == ["kafka", "kafka_dist", "(play)"]
+    assert task_times("PLAY RECAP ****\n") == []
 
 
 def test_markdown_tables_and_stable_json(tmp_path) -> None:
