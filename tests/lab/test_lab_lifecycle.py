@@ -39,7 +39,9 @@ def ansible(*args: str) -> dict[str, dict]:
         capture_output=True, text=True, timeout=120, check=False, env=env,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
-    return json.loads(result.stdout)["plays"][0]["tasks"][0]["hosts"]
+    # Over Mitogen the one ad-hoc task is reported once per host: merge them.
+    tasks = json.loads(result.stdout)["plays"][0]["tasks"]
+    return {name: r for task in tasks for name, r in task["hosts"].items()}
 
 
 def pids(spec) -> dict[str, int | None]:
