@@ -191,3 +191,12 @@ def test_configure_restarts_what_changed_and_nothing_else_changes_after(pipeline
         assert set(changed) == set(pipeline.addresses), run.output[-3000:]
         assert all(n == 0 for n in changed.values()), f"{what}: {changed}"
     assert _restarted(after, _state(pipeline)) == set()
+    # The new threshold is in effect: the restarted job's alerts of the replay's later passes
+    # are raised against it.
+    wait_for(
+        lambda: any(
+            a["rule"] == "cpu_pct_avg" and a["threshold"] == 80.5
+            for a in pipeline.alert_files(CONSUMERS).values()
+        ),
+        timeout=600, interval=10, what="a cpu_pct alert against the new threshold",
+    )  # fmt: skip
