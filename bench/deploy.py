@@ -2,7 +2,9 @@
 
 A fresh lab each cycle (rtm-lab down, then up), so the first run installs everything. The
 no-change run is repeated with one Ansible setting switched off through its environment
-variable (ansible.cfg itself is never edited), which shows what that setting buys.
+variable (ansible.cfg itself is never edited), which shows what that setting buys. Last, one
+threshold is changed in a copy of the inventory and applied the documented way
+(docs/operations.md, "Targeted runs"), counting the consumer jobs it restarted.
 """
 
 from __future__ import annotations
@@ -10,14 +12,18 @@ from __future__ import annotations
 import configparser
 import logging
 import re
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from bench import REPO
-from bench.lab import BenchError, Timed, lab_down, playbook, recap, run, tail, tool
+from bench.lab import BenchError, Target, Timed, lab_down, playbook, recap, run, tail, tool
 from bench.report import Section
 from bench.stats import median
+from rtm.catalogue import catalogue
 
 log = logging.getLogger(__name__)
 
@@ -139,9 +145,56 @@ def cycle(inventory: Path, section: Section, cache_dir: Path, *, keep: bool) -> 
                 toggle.name, []
             ).append(changed(again))
             section.figure(f"site.yml, nothing to change, {toggle.name}", "s").add(again.seconds)
+        # Last: it leaves the consumers with a threshold the inventory does not have.
+        _threshold_change(inventory, section)
     finally:
         if not keep:
             lab_down(inventory)
+
+
+THRESHOLD_CHANGE = "threshold change applied (--tags configure --limit consumers)"
+
+
+def _threshold_change(inventory: Path, section: Section) -> None:
+    """Raise the first rule's threshold in a copy of the inventory and apply it."""
+    target = Target.load(inventory)
+    consumers = target.addresses("consumers")
+    rule = catalogue().jobs[0].rules[0]
+    with tempfile.TemporaryDirectory(prefix="rtm-bench-inventory-") as tmp:
+        changed_inventory = Path(tmp) / inventory.name
+        shutil.copytree(inventory, changed_inventory)
+        # Its own file: group_vars/all/*.yml merge, and the lab's rtm.yml sets no thresholds.
+        (changed_inventory / "group_vars" / "all" / "zz-bench-threshold.yml").write_text(
+            yaml.safe_dump({"rtm_app_thresholds": {rule.metric: rule.threshold + 0.5}})
+        )
+        before = _consumer_starts(target, consumers)
+        log.info("site.yml --tags configure --limit consumers, %s threshold changed", rule.metric)
+        cmd = [tool("ansible-playbook"), "-i", str(changed_inventory),
+               str(REPO / "ansible" / "site.yml"), "--tags", "configure",
+               "--limit", target.layout.group("consumers")]  # fmt: skip
+        result = run(cmd, timeout=600)
+    changed(result)
+    section.figure(THRESHOLD_CHANGE, "s").add(result.seconds)
+    after = _consumer_starts(target, consumers)
+    restarted = sorted(unit for unit in after if before.get(unit) != after[unit])
+    section.details.setdefault("threshold_change_restarted", []).append(restarted)
+
+
+def _consumer_starts(target: Target, addresses: list[str]) -> dict[str, str]:
+    """Per consumer job unit ("address unit"): its systemd invocation id, new at every start."""
+    starts = {}
+    for address in addresses:
+        listed = target.ssh(
+            address,
+            "for u in $(systemctl list-units --plain --no-legend 'rtm-consumer@*' | cut -d' ' -f1);"
+            " do echo $u $(systemctl show -p InvocationID --value $u); done",
+        )
+        if listed.returncode != 0:
+            raise BenchError(f"no consumer job list from {address}:\n{tail(listed.output)}")
+        for line in listed.stdout.splitlines():
+            unit, _, invocation = line.partition(" ")
+            starts[f"{address} {unit}"] = invocation
+    return starts
 
 
 def _status_runs(inventory: Path, section: Section) -> None:
@@ -173,6 +226,12 @@ def _explain(section: Section) -> None:
         return median(figure.values) if figure and figure.values else None
 
     base = med("site.yml, nothing to change")
+    restarts = section.details.get("threshold_change_restarted")
+    if restarts:
+        section.notes.append(
+            f"The threshold change restarted {', '.join(restarts[-1]) or 'no unit'} "
+            f"(last cycle), in {med(THRESHOLD_CHANGE):.0f} s (median)."
+        )
     slowest = section.details.get("slowest_tasks_no_change")
     if slowest:
         listed = "; ".join(f"{task} {seconds:.1f} s" for task, seconds in slowest[-1][:5])
