@@ -95,18 +95,26 @@ class Machine:
     # machine: the wait polls, so a generous bound costs nothing when it is quick.
     def reap(self, timeout: float = 120) -> None:
         """Clear what a killed nspawn left: the orphaned container, its veth, its mounts."""
-        for pid in self.orphans():
-            log.warning(
-                "%s: killing the container a killed nspawn left (pid %d)", self.host.name, pid
-            )
-            # Killing a PID namespace's init ends every process in it.
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
         deadline = time.monotonic() + timeout
-        while self.orphans() and time.monotonic() < deadline:
+        # A SIGKILL is delivered asynchronously: until the killed nspawn is gone its container
+        # is not an orphan yet, and one looked for too early would be missed and left running.
+        while self.pid() is not None and time.monotonic() < deadline:
             time.sleep(0.2)
-        if self.orphans():
-            raise LabError(f"{self.host.name}: an orphaned container survived SIGKILL")
+        if self.pid() is not None:
+            raise LabError(f"{self.host.name}: systemd-nspawn is still running after {timeout}s")
+        killed: set[int] = set()
+        while orphans := self.orphans():
+            if time.monotonic() >= deadline:
+                raise LabError(f"{self.host.name}: an orphaned container survived SIGKILL")
+            for pid in set(orphans) - killed:
+                log.warning(
+                    "%s: killing the container a killed nspawn left (pid %d)", self.host.name, pid
+                )
+                # Killing a PID namespace's init ends every process in it.
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                killed.add(pid)
+            time.sleep(0.2)
         if link_exists(self.veth):
             _run("ip", "link", "del", self.veth)
         with contextlib.suppress(OSError):
