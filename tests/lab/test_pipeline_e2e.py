@@ -141,25 +141,33 @@ CHANGES = json.dumps(
 )
 
 
-def _state(lab) -> dict[tuple[str, str], tuple[str, str]]:
-    """Per unit: the systemd invocation id (new at every start) and its files' checksums."""
+def _state(lab) -> dict[tuple[str, str], tuple[str, int, str]]:
+    """Per unit: the systemd invocation id (new at every start), how many times systemd
+    restarted it itself (Restart=, after the process failed), and its files' checksums."""
     state = {}
     for (host, unit), files in UNITS.items():
         out = lab.ssh(
-            host, f"systemctl show -p InvocationID --value {unit} && cat {' '.join(files)} | md5sum"
+            host,
+            f"systemctl show -p InvocationID -p NRestarts --value {unit}"
+            f" && cat {' '.join(files)} | md5sum",
         )
         assert out.returncode == 0, out.stderr
-        invocation, digest = out.stdout.split()[:2]
-        state[(host, unit)] = (invocation, digest)
+        invocation, restarts, digest = out.stdout.split()[:3]
+        state[(host, unit)] = (invocation, int(restarts), digest)
     return state
 
 
 def _restarted(before: dict, after: dict) -> set[tuple[str, str]]:
-    return {u for u in before if before[u][0] != after[u][0]}
+    """Units the run restarted: started anew, and not by systemd after a failure."""
+    return {u for u in before if before[u][0] != after[u][0] and before[u][1] == after[u][1]}
+
+
+def _failed_over(before: dict, after: dict) -> set[tuple[str, str]]:
+    return {u for u in before if before[u][1] != after[u][1]}
 
 
 def _changed_files(before: dict, after: dict) -> set[tuple[str, str]]:
-    return {u for u in before if before[u][1] != after[u][1]}
+    return {u for u in before if before[u][2] != after[u][2]}
 
 
 # Last in this module: it leaves the lab with the changed settings.
@@ -172,10 +180,14 @@ def test_configure_restarts_what_changed_and_nothing_else_changes_after(pipeline
     # Kafka and the job whose rule's threshold changed, not ZooKeeper, the producer or the
     # other job, whose settings are the same.
     assert _changed_files(before, after) == set(UNITS) - {("broker1", "zookeeper.service")}
-    assert _restarted(before, after) == {
-        ("broker1", "kafka.service"),
-        ("consumer1", "rtm-consumer@cpu_mem.service"),
-    }
+    # With one broker, Kafka's restart is an outage: on a busy machine a job whose fetch timed
+    # out during it exits and systemd starts it again (Restart=, docs/reliability.md). Such a
+    # start is not the run's: the run restarted nothing but these two, and each of them was
+    # restarted by the run or by systemd (then the alerts below show the new threshold in use).
+    expected = {("broker1", "kafka.service"), ("consumer1", "rtm-consumer@cpu_mem.service")}
+    restarted = _restarted(before, after)
+    assert restarted <= expected
+    assert restarted | _failed_over(before, after) >= expected
     config = pipeline.ssh("consumer1", "cat /etc/rtm/rtm.yml").stdout
     assert "cpu_pct: 80.5" in config
     for unit in UNITS:
