@@ -148,12 +148,14 @@ def _state(lab) -> dict[tuple[str, str], tuple[str, int, str]]:
     for (host, unit), files in UNITS.items():
         out = lab.ssh(
             host,
-            f"systemctl show -p InvocationID -p NRestarts --value {unit}"
-            f" && cat {' '.join(files)} | md5sum",
+            f"systemctl show -p InvocationID -p NRestarts {unit} && cat {' '.join(files)} | md5sum",
         )
         assert out.returncode == 0, out.stderr
-        invocation, restarts, digest = out.stdout.split()[:3]
-        state[(host, unit)] = (invocation, int(restarts), digest)
+        # systemctl prints the properties in its own order, one KEY=VALUE line each.
+        *props, digest_line = out.stdout.strip().splitlines()
+        shown = dict(line.split("=", 1) for line in props)
+        digest = digest_line.split()[0]
+        state[(host, unit)] = (shown["InvocationID"], int(shown["NRestarts"]), digest)
     return state
 
 
