@@ -213,8 +213,7 @@ class Machine:
                 log.warning("%s did not power off in %ss; killing it", self.host.name, timeout)
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-                time.sleep(1)
-        self.reap()
+        self.reap()  # waits for the killed nspawn to be gone
         shutil.rmtree(self.home, ignore_errors=True)
 
 
