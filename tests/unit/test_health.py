@@ -5,7 +5,6 @@ import shlex
 import subprocess
 from pathlib import Path
 
-from rtm.catalogue import catalogue
 from rtm.health import hostprobe
 from rtm.health.cluster import KafkaView
 from rtm.health.report import CLUSTER, Check, Report
@@ -17,7 +16,7 @@ from rtm.health.status import (
     producer_check,
 )
 from rtm.inventory import Host
-from rtm.layout import Layout
+from rtm.layout import Layout, compute, defaults
 
 PROBE_OUTPUT = "\n".join(
     [
@@ -40,21 +39,20 @@ PROBE_OUTPUT = "\n".join(
     ]
 )
 
-LAYOUT = Layout(
-    {
-        "kraft_enabled": False,
-        "zookeeper_hosts": ["b1"],
-        "kafka_brokers": ["b1"],
-        "kafka_controllers": [],
-        "host_addresses": {"b1": "10.0.0.11"},
-        "kafka_bootstrap_servers": "10.0.0.11:9092",
-        "ports": {"kafka": 9092, "zookeeper_client": 2181},
-        "topics": {
-            role: {**spec, "partitions": 2, "replication_factor": 1}
-            for role, spec in catalogue().topic_specs.items()
-        },
+
+def layout(**settings: object) -> Layout:
+    """The layout of a two-host inventory, computed as the roles compute it."""
+    hosts = {
+        "b1": {"ansible_host": "10.0.0.11", "rtm_topic_partitions": 2, **settings},
+        "p1": {"ansible_host": "10.0.0.10", "rtm_topic_partitions": 2, **settings},
     }
-)
+    groups = {"all": ["b1", "p1"], "zookeeper": ["b1"], "kafka": ["b1"], "producers": ["p1"]}
+    computed = compute(hosts, groups, defaults())
+    assert computed.problems == ()
+    return computed
+
+
+LAYOUT = layout()
 
 
 def test_probe_output_is_parsed_and_bad_lines_are_reported():
@@ -92,8 +90,7 @@ def test_units_follow_the_groups():
     producer = Host("p1", {}, frozenset({"all", "producers"}))
     assert expected_units(broker, LAYOUT) == ["zookeeper.service", "kafka.service"]
     assert expected_units(producer, LAYOUT) == ["rtm-producer.service"]
-    kraft = Layout({**LAYOUT.data, "kraft_enabled": True})
-    assert expected_units(broker, kraft) == ["kafka.service"]
+    assert expected_units(broker, layout(rtm_kafka_kraft_enabled=True)) == ["kafka.service"]
 
 
 def view(ends, age=1.0):

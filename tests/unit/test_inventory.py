@@ -5,7 +5,6 @@ from pathlib import Path
 import pytest
 
 from rtm.inventory import Inventory, InventoryError
-from rtm.layout import LayoutError, load_layout
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -61,9 +60,3 @@ def test_lab_inventories_load_through_ansible(name):
 def test_missing_inventory_is_a_clear_error(tmp_path):
     with pytest.raises(InventoryError, match="does not exist"):
         Inventory.load(tmp_path / "nope")
-
-
-def test_layout_of_a_missing_inventory_is_a_clear_error(tmp_path):
-    with pytest.raises(LayoutError, match=r"inventory .*nope does not exist"):
-        load_layout(tmp_path / "nope", cache_dir=tmp_path / "cache")
-    assert not (tmp_path / "cache").exists()

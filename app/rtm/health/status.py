@@ -14,7 +14,7 @@ from rtm.consumer.jobs import JOBS
 from rtm.health import cluster, hostprobe
 from rtm.health.report import CLUSTER, Check, Report
 from rtm.inventory import Host, Inventory
-from rtm.layout import Layout, load_layout
+from rtm.layout import Layout, layout_of
 
 DEFAULT_INVENTORY = "inventory/lab"
 INVENTORY_ENV = "RTM_INVENTORY"
@@ -61,9 +61,9 @@ def expected_units(host: Host, layout: Layout) -> list[str]:
     units = []
     if host.name in layout.zookeeper_hosts and not layout.kraft:
         units.append("zookeeper.service")
-    if host.name in layout.kafka_brokers or host.name in layout.data.get("kafka_controllers", []):
+    if host.name in layout.kafka_nodes:
         units.append("kafka.service")
-    if layout.group("producers") in host.groups:
+    if host.name in layout.hosts("producers"):
         units.append("rtm-producer.service")
     return units
 
@@ -135,7 +135,7 @@ def _unit_checks(
     host: Host, facts: hostprobe.HostFacts, units: list[str], layout: Layout
 ) -> list[Check]:
     names = list(units)
-    if layout.group("consumers") in host.groups:
+    if host.name in layout.hosts("consumers"):
         consumer_units = sorted(u for u in facts.units if u.startswith("rtm-consumer@"))
         if not consumer_units:
             return [
@@ -235,7 +235,7 @@ def _job_check(
 
 def run(inventory: Path, limits: Limits) -> Report:
     inv = Inventory.load(inventory)
-    layout = load_layout(inventory)
+    layout = layout_of(inv)
     report = Report(inventory=str(inventory))
     with ThreadPoolExecutor(max_workers=len(inv.hosts) + 2) as pool:
         hosts = {h.name: pool.submit(probe_host, h, layout, limits) for h in inv.hosts.values()}

@@ -1,0 +1,68 @@
+"""rtm_layout: the cluster layout computed from the inventory (app/rtm/layout.py), checked.
+
+    _rtm_layout: "{{ lookup('rtm_layout') }}"
+
+Returns the layout as plain data (addresses, ZooKeeper hosts and ids, Kafka brokers,
+controllers and node ids, bootstrap servers, quorum voters, replication, ports, topic specs)
+with ``problems``: what makes the inventory unworkable, one sentence each, empty when it can
+work. The roles ship beside the app, and ``fab status`` and the Vagrantfile compute the same
+layout with the same Python, so all three always agree.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from ansible.errors import AnsibleLookupError
+from ansible.plugins.lookup import LookupBase
+
+DOCUMENTATION = r"""
+name: rtm_layout
+short_description: the rtm cluster layout computed from the inventory
+description:
+  - Computes the layout with C(app/rtm/layout.py) of the repository the roles belong to, from
+    the inventory's groups and host vars and the rtm role's defaults.
+  - Settings are read from the inventory and extra vars, never from play vars, so every host
+    and every tool computes the same layout.
+options: {}
+"""
+
+RETURN = r"""
+_raw:
+  description: the layout as a mapping, with C(problems) (a list of sentences)
+  type: dict
+"""
+
+_APP = str(Path(__file__).resolve().parents[3] / "app")
+# One computation per run and inventory shape: the lookup is evaluated each time a task reads
+# the layout, and worker processes inherit what the main process computed.
+_CACHE: dict[object, dict] = {}
+
+
+def _layout_module():
+    if _APP not in sys.path:
+        sys.path.insert(0, _APP)
+    from rtm import layout  # noqa: PLC0415 - importable only once the path is set
+
+    return layout
+
+
+class LookupModule(LookupBase):
+    def run(self, terms, variables=None, **kwargs):
+        variables = variables or {}
+        layout = _layout_module()
+        hostvars = variables["hostvars"]
+        groups = {name: list(hosts) for name, hosts in variables["groups"].items()}
+        key = (id(hostvars), tuple((g, tuple(h)) for g, h in sorted(groups.items())))
+        if key not in _CACHE:
+            hosts = {}
+            for name in groups.get("all", []):
+                host = hostvars[name]
+                hosts[name] = {k: host[k] for k in (*layout.HOST_VARS, *layout.SETTINGS, *layout.RETIRED) if k in host}
+            try:
+                computed = layout.compute(hosts, groups, layout.defaults())
+            except (OSError, ValueError) as exc:
+                raise AnsibleLookupError(f"rtm_layout: {exc}") from exc
+            _CACHE[key] = {**computed.data, "problems": list(computed.problems)}
+        return [_CACHE[key]]

@@ -1,0 +1,64 @@
+"""The cluster layout computed in Python (app/rtm/layout.py) from inventory data: what each
+consistent inventory gives, and the words each contradictory one is refused with. The same
+cases run through Ansible's lookup and ansible-inventory in tests/integration."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from inventory_cases import REFUSED, VALID, Case, dig, inventory_groups, settings
+from rtm import layout
+
+REPO_DEFAULTS = layout.REPO / "roles"
+
+
+def compute(case: Case) -> layout.Layout:
+    """The case as ansible-inventory gives it: group_vars/all on every host, host vars over it."""
+    hosts: dict[str, dict[str, Any]] = {}
+    groups: dict[str, list[str]] = {}
+    for group, members in inventory_groups(case).items():
+        groups[group] = list(members)
+        for host, host_vars in members.items():
+            hosts.setdefault(host, dict(settings(case))).update(host_vars or {})
+    groups["all"] = list(hosts)
+    return layout.compute(hosts, groups, layout.defaults())
+
+
+@pytest.mark.parametrize("case", VALID, ids=[c.name for c in VALID])
+def test_consistent_inventory_gives_its_layout(case: Case) -> None:
+    computed = compute(case)
+    assert computed.problems == ()
+    assert case.layout, "a valid case must say what layout it expects"
+    assert {path: dig(computed.data, path) for path in case.layout} == case.layout
+
+
+@pytest.mark.parametrize("case", REFUSED, ids=[c.name for c in REFUSED])
+def test_contradictory_inventory_is_refused(case: Case) -> None:
+    assert case.refusal is not None
+    problems = compute(case).problems
+    assert any(case.refusal in problem for problem in problems), problems
+
+
+def test_every_setting_is_a_documented_role_default() -> None:
+    rtm = yaml.safe_load((REPO_DEFAULTS / "rtm" / "defaults" / "main.yml").read_text())
+    app = yaml.safe_load((REPO_DEFAULTS / "rtm_app" / "defaults" / "main.yml").read_text())
+    assert set(layout.defaults()) == set(layout.SETTINGS) - {"rtm_app_thresholds"}
+    assert "rtm_app_thresholds" in app
+    assert not set(layout.RETIRED) & set(rtm), "a computed value is back among the defaults"
+
+
+def test_computed_values_do_not_depend_on_the_host_order_of_ids() -> None:
+    # Explicit ids win over positions; the rest keep their 1-based place in the group.
+    case = next(c for c in VALID if c.name == "zookeeper_mode_lab_like")
+    data = compute(case).data
+    assert data["zookeeper_ids"] == {"broker1": 1}
+    assert data["kafka_node_ids"] == {"broker1": 1}
+
+
+def test_layout_of_a_missing_inventory_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(layout.LayoutError, match=r"inventory .*nope does not exist"):
+        layout.load_layout(tmp_path / "nope")
