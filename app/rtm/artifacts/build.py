@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
+from rtm.artifacts import hostwheel
 from rtm.artifacts.manifest import Manifest, ManifestError, sha256_file
 
 log = logging.getLogger(__name__)
@@ -165,12 +166,13 @@ def _build_wheelhouse(root: Path, versions: Versions, project_dir: Path) -> None
     # wheels go first so hosts never see two versions.
     for old in out.glob("rtm-*.whl"):
         old.unlink()
-    target = f"{project_dir}[consumer]"
+    host = hostwheel.stage(project_dir, root / ".build" / "host")
+    target = f"{host}[consumer]"
     base = [sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(out)]
     # Fixed zip timestamps: the same code gives the same wheel, so a deploy after a rebuild
     # copies nothing and restarts nothing.
     env = {**os.environ, "SOURCE_DATE_EPOCH": str(_EPOCH)}
-    log.info("wheels: building rtm and the host dependencies (pyspark %s)", versions.spark)
+    log.info("wheels: building rtm's host part and its dependencies (pyspark %s)", versions.spark)
     offline = subprocess.run(
         [*base, "--no-index", "--find-links", str(out), "--no-build-isolation", target],
         check=False,
