@@ -69,7 +69,7 @@ def _failure_message(result: dict[str, Any]) -> str:
     return " ".join(str(r.get("msg", "")) for r in [*items, result])
 
 
-def run_layout(inventory: Path) -> Outcome:
+def run_layout(inventory: Path, *extra: str) -> Outcome:
     # The json callback gives each task's message whole; the default one wraps long lines.
     env = {
         **os.environ,
@@ -77,7 +77,7 @@ def run_layout(inventory: Path) -> Outcome:
         "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json",
     }
     result = subprocess.run(
-        [str(ANSIBLE_PLAYBOOK), "-i", str(inventory), str(PLAYBOOK)],
+        [str(ANSIBLE_PLAYBOOK), "-i", str(inventory), str(PLAYBOOK), *extra],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -138,3 +138,13 @@ def test_roles_and_tools_refuse_with_the_same_words(
     with pytest.raises(LayoutError) as info:
         load_layout(inventories[case.name])
     assert case.refusal in str(info.value)
+
+
+def test_a_setting_given_above_the_inventory_holds_for_every_host(
+    inventories: dict[str, Path],
+) -> None:
+    # Extra vars (like play or role vars) outrank group_vars for every host alike.
+    outcome = run_layout(inventories["zookeeper_mode_lab_like"], "-e", "rtm_topic_partitions=5")
+    assert outcome.returncode == 0, outcome.output[-3000:]
+    assert outcome.layout is not None
+    assert {spec["partitions"] for spec in outcome.layout["topics"].values()} == {5}

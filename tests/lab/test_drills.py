@@ -264,11 +264,16 @@ LIVE_STATE = "/var/lib/rtm/live-drill"
 LIVE_SERVER = "live-drill"
 METRIC_TOPICS = tuple(k.topic for k in catalogue().kinds)
 OUTAGE = 90.0
-# A live producer beside the deployed replaying one: the same config, sampling its host.
+# A live producer beside the deployed replaying one: the same config, sampling its host. Its
+# stop waits up to a minute for acknowledgements before it spools: right after every broker
+# came back, a loaded two-core lab has been seen to take longer than the 10 s default to
+# acknowledge the last samples (nothing lost: they were spooled, but the drill checks that a
+# stop after the recovery leaves nothing behind).
 LIVE_CONFIG = f"""
 import yaml
 config = yaml.safe_load(open("/etc/rtm/rtm.yml"))
-config["producer"].update(mode="live", spool_dir="{LIVE_STATE}", stats_interval="2 seconds")
+config["producer"].update(mode="live", spool_dir="{LIVE_STATE}", stats_interval="2 seconds",
+                          stop_timeout="60 seconds")
 config["producer"]["live"].update(server_id="{LIVE_SERVER}", interval="1 second")
 open("{LIVE_STATE}.yml", "w").write(yaml.safe_dump(config))
 """

@@ -11,6 +11,7 @@ layout with the same Python, so all three always agree.
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -23,8 +24,8 @@ short_description: the rtm cluster layout computed from the inventory
 description:
   - Computes the layout with C(app/rtm/layout.py) of the repository the roles belong to, from
     the inventory's groups and host vars and the rtm role's defaults.
-  - Settings are read from the inventory and extra vars, never from play vars, so every host
-    and every tool computes the same layout.
+  - Settings come from the inventory (where they must be one value for every host) or from
+    above it (role or include vars, play vars, extra vars), which then hold for every host.
 options: {}
 """
 
@@ -35,8 +36,8 @@ _raw:
 """
 
 _APP = str(Path(__file__).resolve().parents[3] / "app")
-# One computation per run and inventory shape: the lookup is evaluated each time a task reads
-# the layout, and worker processes inherit what the main process computed.
+# One computation per run, inventory shape and settings: the lookup is evaluated each time a
+# task reads the layout, and worker processes inherit what the main process computed.
 _CACHE: dict[object, dict] = {}
 
 
@@ -54,15 +55,41 @@ class LookupModule(LookupBase):
         layout = _layout_module()
         hostvars = variables["hostvars"]
         groups = {name: list(hosts) for name, hosts in variables["groups"].items()}
-        key = (id(hostvars), tuple((g, tuple(h)) for g, h in sorted(groups.items())))
+        base, overridden = self._settings(layout, variables, hostvars)
+        key = (
+            id(hostvars),
+            tuple((g, tuple(h)) for g, h in sorted(groups.items())),
+            json.dumps(base, sort_keys=True, default=str),
+        )
         if key not in _CACHE:
+            wanted = (*layout.HOST_VARS, *layout.SETTINGS, *layout.RETIRED)
             hosts = {}
             for name in groups.get("all", []):
                 host = hostvars[name]
-                hosts[name] = {k: host[k] for k in (*layout.HOST_VARS, *layout.SETTINGS, *layout.RETIRED) if k in host}
+                hosts[name] = {k: host[k] for k in wanted if k in host and k not in overridden}
             try:
-                computed = layout.compute(hosts, groups, layout.defaults())
+                computed = layout.compute(hosts, groups, base)
             except (OSError, ValueError) as exc:
                 raise AnsibleLookupError(f"rtm_layout: {exc}") from exc
             _CACHE[key] = {**computed.data, "problems": list(computed.problems)}
         return [_CACHE[key]]
+
+    def _settings(self, layout, variables, hostvars):
+        """The role defaults, with the settings given above the inventory (role or include
+        vars, play vars) for every host, as Ansible itself applies them."""
+        base = layout.defaults()
+        own = hostvars.get(variables.get("inventory_hostname"), {})
+        overridden = set()
+        for key in layout.SETTINGS:
+            if key not in variables:
+                continue
+            value = self._templar.template(variables[key])
+            inventory = own[key] if key in own else base.get(key, {})
+            if _json(value) != _json(inventory):
+                base[key] = value
+                overridden.add(key)
+        return base, overridden
+
+
+def _json(value):
+    return json.dumps(value, sort_keys=True, default=str)
