@@ -51,17 +51,18 @@ PORT_SETTINGS = {
     "kafka": "rtm_kafka_port",
     "kafka_controller": "rtm_kafka_controller_port",
 }
-# Every setting the layout reads; one value for the whole cluster.
+# The settings the layout is computed from: one value for the whole cluster.
 SETTINGS = (
     *GROUP_SETTINGS.values(),
     *PORT_SETTINGS.values(),
     "rtm_kafka_kraft_enabled",
-    "rtm_install_source",
     "rtm_topic_partitions",
     "rtm_topic_retention_ms",
     "rtm_topics",
-    "rtm_app_thresholds",
 )
+# Settings a host may have of its own (one laptop offline, thresholds only where the jobs
+# run), checked here for every host before anything is deployed.
+HOST_SETTINGS = ("rtm_install_source", "rtm_app_thresholds")
 # Per-host vars the layout reads.
 HOST_VARS = ("ansible_host", "ansible_port", "zookeeper_id", "kafka_broker_id")
 # Names the roles once computed in their defaults, where a group var could override them.
@@ -163,7 +164,7 @@ class _Settings:
 def defaults(path: Path = DEFAULTS) -> dict[str, Any]:
     """The rtm role's documented defaults of the settings the layout reads."""
     data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    return {key: data[key] for key in SETTINGS if key in data}
+    return {key: data[key] for key in (*SETTINGS, *HOST_SETTINGS) if key in data}
 
 
 def compute(
@@ -175,10 +176,10 @@ def compute(
     """The layout of an inventory.
 
     ``hosts`` maps every inventory host, in inventory order, to its inventory vars (only
-    ``HOST_VARS`` and ``SETTINGS`` are read); ``groups`` maps a group to its hosts (children
-    included); ``base`` gives each setting's value where no host sets it (the rtm role's
-    defaults, for Ansible and for the tools alike). Never raises: what cannot work is in
-    ``problems``, and the values are then as far as they could be computed.
+    ``HOST_VARS``, ``SETTINGS`` and ``HOST_SETTINGS`` are read); ``groups`` maps a group to
+    its hosts (children included); ``base`` gives each setting's value where no host sets it
+    (the rtm role's defaults, for Ansible and for the tools alike). Never raises: what cannot
+    work is in ``problems``, and the values are then as far as they could be computed.
     """
     cat = cat or catalogue()
     settings = _settings(hosts, base)
@@ -201,7 +202,6 @@ def compute(
     topics, topic_problems = _topics(cat, values, brokers, settings.group("kafka"))
     data = {
         "kraft_enabled": kraft,
-        "install_source": values["rtm_install_source"],
         "groups": {part: settings.group(part) for part in GROUP_SETTINGS},
         "hosts": {"producers": members("producers"), "consumers": members("consumers")},
         "host_addresses": addresses,
@@ -226,7 +226,7 @@ def compute(
     if not problems:
         problems += _cluster_problems(data, settings, hosts, members)
         problems += topic_problems
-        problems += _threshold_problems(cat, values["rtm_app_thresholds"])
+        problems += _host_setting_problems(cat, hosts, base)
     return Layout(data, tuple(problems))
 
 
@@ -243,7 +243,7 @@ def _settings(hosts: Mapping[str, Mapping[str, Any]], base: Mapping[str, Any]) -
             )
     values: dict[str, Any] = {}
     for key in SETTINGS:
-        fallback = base.get(key, {} if key in ("rtm_topics", "rtm_app_thresholds") else None)
+        fallback = base.get(key, {} if key == "rtm_topics" else None)
         seen = {h: hv[key] for h, hv in hosts.items() if key in hv}
         distinct = {json.dumps(v, sort_keys=True, default=str) for v in seen.values()}
         if len(seen) not in (0, len(hosts)) and fallback is not None:
@@ -267,12 +267,6 @@ def _settings(hosts: Mapping[str, Mapping[str, Any]], base: Mapping[str, Any]) -
             " (KRaft) or false (ZooKeeper)."
         )
     values["rtm_kafka_kraft_enabled"] = bool(kraft)
-    if values["rtm_install_source"] not in INSTALL_SOURCES:
-        problems.append(
-            f"rtm_install_source must be one of: {', '.join(INSTALL_SOURCES)}, got:"
-            f' {values["rtm_install_source"]}. Set it to "online" (Apache archive) or'
-            ' "offline" (controller artifact cache) in the inventory\'s group_vars.'
-        )
     for key in (*PORT_SETTINGS.values(), "rtm_topic_partitions", "rtm_topic_retention_ms"):
         number = _integer(values[key])
         if number is None:
@@ -439,19 +433,43 @@ def _topics(
     return topics, problems
 
 
-def _threshold_problems(cat: Catalogue, thresholds: Any) -> list[str]:
+def _host_setting_problems(
+    cat: Catalogue, hosts: Mapping[str, Mapping[str, Any]], base: Mapping[str, Any]
+) -> list[str]:
+    """Each distinct bad value of a per-host setting, once, with the hosts that have it."""
+    found: dict[str, list[str]] = {}
+    for host, host_vars in hosts.items():
+        source = host_vars.get("rtm_install_source", base.get("rtm_install_source"))
+        thresholds = host_vars.get("rtm_app_thresholds", base.get("rtm_app_thresholds", {}))
+        for problem in (_source_problem(source), _threshold_problem(cat, thresholds)):
+            if problem:
+                found.setdefault(problem, []).append(host)
+    return [f"{problem} (on {', '.join(names)})" for problem, names in found.items()]
+
+
+def _source_problem(source: Any) -> str:
+    if source in INSTALL_SOURCES:
+        return ""
+    return (
+        f"rtm_install_source must be one of: {', '.join(INSTALL_SOURCES)}, got: {source}. Set"
+        ' it to "online" (Apache archive) or "offline" (controller artifact cache) in the'
+        " inventory's group_vars."
+    )
+
+
+def _threshold_problem(cat: Catalogue, thresholds: Any) -> str:
     rules = dict(cat.thresholds)
     ok = isinstance(thresholds, Mapping) and not set(thresholds) - set(rules)
     if ok:
         numbers = [_number(v) for v in thresholds.values()]
         ok = all(n is not None and n >= 0 for n in numbers)
     if ok:
-        return []
-    return [
+        return ""
+    return (
         f"rtm_app_thresholds is {thresholds}: give a number >= 0 for some of the catalogue's"
         f" rules {', '.join(rules)} (app/rtm/catalogue.yml); an alert rule for another metric"
         " is added in the catalogue."
-    ]
+    )
 
 
 def _ids(

@@ -46,7 +46,7 @@ def test_contradictory_inventory_is_refused(case: Case) -> None:
 def test_every_setting_is_a_documented_role_default() -> None:
     rtm = yaml.safe_load((REPO_DEFAULTS / "rtm" / "defaults" / "main.yml").read_text())
     app = yaml.safe_load((REPO_DEFAULTS / "rtm_app" / "defaults" / "main.yml").read_text())
-    assert set(layout.defaults()) == set(layout.SETTINGS) - {"rtm_app_thresholds"}
+    assert set(layout.defaults()) == {*layout.SETTINGS, "rtm_install_source"}
     assert "rtm_app_thresholds" in app
     assert not set(layout.RETIRED) & set(rtm), "a computed value is back among the defaults"
 
@@ -62,3 +62,16 @@ def test_computed_values_do_not_depend_on_the_host_order_of_ids() -> None:
 def test_layout_of_a_missing_inventory_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(layout.LayoutError, match=r"inventory .*nope does not exist"):
         layout.load_layout(tmp_path / "nope")
+
+
+def test_per_host_settings_may_differ_and_each_value_is_checked() -> None:
+    case = next(c for c in VALID if c.name == "zookeeper_mode_lab_like")
+    hosts_groups = inventory_groups(case)
+    hosts_groups["consumers"]["consumer1"]["rtm_app_thresholds"] = {"cpu_pct": 90}
+    hosts_groups["producers"]["producer1"]["rtm_install_source"] = "online"
+    mixed = Case("mixed", None, groups=hosts_groups)
+    assert compute(mixed).problems == ()
+    hosts_groups["consumers"]["consumer2"]["rtm_app_thresholds"] = {"cpu_pct": "hot"}
+    (problem,) = compute(Case("bad", None, groups=hosts_groups)).problems
+    assert problem.startswith("rtm_app_thresholds is {'cpu_pct': 'hot'}")
+    assert problem.endswith("(on consumer2)")

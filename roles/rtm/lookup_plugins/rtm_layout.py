@@ -62,7 +62,7 @@ class LookupModule(LookupBase):
             json.dumps(base, sort_keys=True, default=str),
         )
         if key not in _CACHE:
-            wanted = (*layout.HOST_VARS, *layout.SETTINGS, *layout.RETIRED)
+            wanted = (*layout.HOST_VARS, *layout.SETTINGS, *layout.HOST_SETTINGS, *layout.RETIRED)
             hosts = {}
             for name in groups.get("all", []):
                 host = hostvars[name]
@@ -80,7 +80,7 @@ class LookupModule(LookupBase):
         base = layout.defaults()
         own = hostvars.get(variables.get("inventory_hostname"), {})
         overridden = set()
-        for key in layout.SETTINGS:
+        for key in (*layout.SETTINGS, *layout.HOST_SETTINGS):
             if key not in variables:
                 continue
             value = self._templar.template(variables[key])
