@@ -50,7 +50,7 @@ artifacts: system-deps venv ## fill the controller-side artifact cache (Kafka, S
 lab-up: system-deps venv ## boot the container lab of INVENTORY (default inventory/lab)
 	$(BIN)/rtm-lab up -i $(INVENTORY)
 
-lab-down: venv ## power off and remove the lab of INVENTORY
+lab-down: venv ## kill and remove the lab of INVENTORY (its hosts keep nothing)
 	$(BIN)/rtm-lab down -i $(INVENTORY)
 
 deploy: venv ## ansible-playbook -i INVENTORY ansible/site.yml

@@ -21,7 +21,7 @@ def _parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument(
-        "command", choices=("up", "down", "status"), help="boot, power off and remove, or list"
+        "command", choices=("up", "down", "status"), help="boot, kill and remove, or list"
     )
     parser.add_argument(
         "-i", "--inventory", type=Path, default=Path("inventory/lab"),

@@ -87,7 +87,7 @@ def up(spec: LabSpec, settings: LabSettings) -> None:
 def down(spec: LabSpec, settings: LabSettings) -> None:
     preflight()
     with ThreadPoolExecutor(max_workers=max(1, len(spec.hosts))) as pool:
-        list(pool.map(lambda m: m.stop(), machines(spec, settings)))
+        list(pool.map(lambda m: m.discard(), machines(spec, settings)))
     network.remove_bridge(spec)
     clear_stale_nspawn_locks()
     lab_dir = settings.state_dir / spec.name
