@@ -26,7 +26,14 @@ description:
     the inventory's groups and host vars and the rtm role's defaults.
   - Settings come from the inventory (where they must be one value for every host) or from
     above it (role or include vars, play vars, extra vars), which then hold for every host.
-options: {}
+  - The rtm role keeps the layout of each play in the fact C(__rtm_layout_memo); a call whose
+    groups and settings in force match it returns it instead of computing the layout again.
+options:
+  memo:
+    description: Return the layout with the fingerprint of what it was computed from, the
+      value of C(__rtm_layout_memo).
+    type: bool
+    default: false
 """
 
 RETURN = r"""
@@ -36,9 +43,10 @@ _raw:
 """
 
 _APP = str(Path(__file__).resolve().parents[3] / "app")
-# One computation per run, inventory shape and settings: the lookup is evaluated each time a
-# task reads the layout, and worker processes inherit what the main process computed.
+# One computation per process, inventory shape and settings.
 _CACHE: dict[object, dict] = {}
+# The fact the rtm role keeps the play's layout in (roles/rtm/tasks/main.yml).
+_MEMO = "__rtm_layout_memo"
 
 
 def _layout_module():
@@ -50,12 +58,37 @@ def _layout_module():
 
 
 class LookupModule(LookupBase):
-    def run(self, terms, variables=None, **kwargs):
+    def run(self, terms, variables=None, memo=False, **kwargs):
+        """The layout; with ``memo=true`` the layout and what it was computed from, to keep
+        as the ``__rtm_layout_memo`` fact that later calls read back."""
         variables = variables or {}
+        # Every task that reads the layout calls this lookup again, in a worker process of
+        # its own that no in-process cache outlives (nor the import of the layout module).
+        # The memo computed once for the play holds wherever the groups and the settings in
+        # force are the ones it was computed from.
+        remembered = variables.get(_MEMO)
+        if not memo and isinstance(remembered, dict):
+            _, fingerprint = self._in_force(variables, remembered.get("settings", []))
+            if fingerprint == remembered.get("fingerprint"):
+                return [remembered["layout"]]
         layout = _layout_module()
+        names = [*layout.SETTINGS, *layout.HOST_SETTINGS]
+        in_force, fingerprint = self._in_force(variables, names)
+        computed = self._compute(layout, variables, in_force)
+        if memo:
+            return [{"settings": names, "fingerprint": fingerprint, "layout": computed}]
+        return [computed]
+
+    def _in_force(self, variables, names):
+        """The settings in force for this host, and a fingerprint of them and the groups."""
+        in_force = {key: self._templar.template(variables[key]) for key in names if key in variables}
+        groups = {name: list(hosts) for name, hosts in variables["groups"].items()}
+        return in_force, _json({"groups": groups, "settings": in_force})
+
+    def _compute(self, layout, variables, in_force):
         hostvars = variables["hostvars"]
         groups = {name: list(hosts) for name, hosts in variables["groups"].items()}
-        base, overridden = self._settings(layout, variables, hostvars)
+        base, overridden = self._settings(layout, variables, hostvars, in_force)
         key = (
             id(hostvars),
             tuple((g, tuple(h)) for g, h in sorted(groups.items())),
@@ -72,18 +105,15 @@ class LookupModule(LookupBase):
             except (OSError, ValueError) as exc:
                 raise AnsibleLookupError(f"rtm_layout: {exc}") from exc
             _CACHE[key] = {**computed.data, "problems": list(computed.problems)}
-        return [_CACHE[key]]
+        return _CACHE[key]
 
-    def _settings(self, layout, variables, hostvars):
+    def _settings(self, layout, variables, hostvars, in_force):
         """The role defaults, with the settings given above the inventory (role or include
         vars, play vars) for every host, as Ansible itself applies them."""
         base = layout.defaults()
         own = hostvars.get(variables.get("inventory_hostname"), {})
         overridden = set()
-        for key in (*layout.SETTINGS, *layout.HOST_SETTINGS):
-            if key not in variables:
-                continue
-            value = self._templar.template(variables[key])
+        for key, value in in_force.items():
             inventory = own[key] if key in own else base.get(key, {})
             if _json(value) != _json(inventory):
                 base[key] = value
