@@ -204,8 +204,17 @@ def alerts(aggregated: DataFrame, job: Job, thresholds: Mapping[str, float]) -> 
 
 
 def as_json_lines(df: DataFrame, *order: str) -> DataFrame:
-    """One ``line`` column of JSON per row, sorted for deterministic files."""
-    return df.orderBy(*order).select(F.to_json(F.struct(*df.columns)).alias("line"))
+    """One ``line`` column of JSON per row, sorted for deterministic files, in one partition.
+
+    A file is written by one reader on the driver anyway: one partition sorted in place (Spark
+    spills the sort to disk when it is large) reads back in one job, where a global ``orderBy``
+    costs a sampling job, a shuffle and a job per partition on every micro-batch.
+    """
+    return (
+        df.coalesce(1)
+        .sortWithinPartitions(*order)
+        .select(F.to_json(F.struct(*df.columns)).alias("line"))
+    )
 
 
 def as_kafka(alert_rows: DataFrame) -> DataFrame:
