@@ -10,13 +10,29 @@ change nothing on any host.
 
 from __future__ import annotations
 
+import contextlib
+import csv
+import dataclasses
 import json
+import shutil
 import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
+import yaml
 from kafka import KafkaConsumer
-from labkit import EXPECTED_ALERT_IDS, EXPECTED_ALERTS, closed_alert_ids, failing, wait_for
+from labkit import (
+    EXPECTED_ALERT_IDS,
+    EXPECTED_ALERTS,
+    REPO,
+    closed_alert_ids,
+    failing,
+    wait_for,
+)
 from labkit import fab_status as labkit_fab_status
+
+from reference_alerts import THRESHOLDS, WINDOW_SIZE, expected_alerts
 
 pytestmark = pytest.mark.lab
 
@@ -170,6 +186,92 @@ def _failed_over(before: dict, after: dict) -> set[tuple[str, str]]:
 
 def _changed_files(before: dict, after: dict) -> set[tuple[str, str]]:
     return {u for u in before if before[u][2] != after[u][2]}
+
+
+SAMPLE = REPO / "app" / "rtm" / "sample"
+# The producer replays the sample in passes, each shifted by the sample's span (4 min, a whole
+# number of window slides): a window inside one pass holds the same samples in every pass.
+PASS_SECONDS = 240
+PASS_ORIGIN = datetime(2025, 1, 1, tzinfo=UTC).timestamp()
+
+
+def _in_pass(alert: dict) -> tuple[str, str, float] | None:
+    """(rule, server, window start within its pass) for a window wholly inside one pass."""
+    start = datetime.fromisoformat(alert["window_start"].replace("Z", "+00:00")).timestamp()
+    offset = (start - PASS_ORIGIN) % PASS_SECONDS
+    if offset + WINDOW_SIZE > PASS_SECONDS:
+        return None
+    return (alert["rule"], alert["server_id"], offset)
+
+
+def _next_pass(into: Path) -> Path:
+    """The sample as the producer's second pass sends it (timestamps one span later)."""
+    into.mkdir()
+    for source in SAMPLE.glob("*.csv"):
+        with source.open(newline="") as src, (into / source.name).open("w", newline="") as dst:
+            reader = csv.DictReader(src)
+            writer = csv.DictWriter(dst, fieldnames=reader.fieldnames or [])
+            writer.writeheader()
+            for row in reader:
+                with contextlib.suppress(ValueError, TypeError):
+                    moment = datetime.fromisoformat(row["ts"]) + timedelta(seconds=PASS_SECONDS)
+                    row["ts"] = moment.isoformat()
+                writer.writerow(row)
+    return into
+
+
+def _reference(passes: list[Path], thresholds: dict[str, float]) -> dict[tuple, dict]:
+    """The cpu_mem job's alerts for windows inside the first pass (the next one closes them)."""
+    alerts = expected_alerts(passes, "cpu_mem", {**THRESHOLDS, **thresholds})
+    first = [a for a in alerts if a["window_start"] < "2025-01-01T00:04:00Z"]
+    return {key: a for a in first if (key := _in_pass(a))}
+
+
+def test_one_threshold_changed_in_the_inventory_restarts_only_its_job(pipeline, tmp_path) -> None:
+    # The documented way (docs/operations.md): edit the inventory, then
+    #   ansible-playbook -i inventory/NAME ansible/site.yml --tags configure --limit consumers
+    inventory = tmp_path / "lab"
+    shutil.copytree(pipeline.inventory, inventory)
+    settings = inventory / "group_vars" / "all" / "rtm.yml"
+    edited = yaml.safe_load(settings.read_text())
+    # Lower than srv-01's memory ever averages in some windows, never near any window's average
+    # (the reference refuses a threshold within 1e-6 of an aggregate).
+    threshold = 50.0
+    edited["rtm_app_thresholds"] = {"mem_pct": threshold}
+    settings.write_text(yaml.safe_dump(edited))
+    copy = dataclasses.replace(pipeline, inventory=inventory)
+    passes = [SAMPLE, _next_pass(tmp_path / "next-pass")]
+    reference = _reference(passes, {"mem_pct": threshold})
+    appearing = set(reference) - set(_reference(passes, {}))
+    assert appearing, "the changed threshold must change the reference's alerts"
+
+    before = _state(pipeline)
+    run = copy.playbook("ansible/site.yml", "--tags", "configure", "--limit", "consumers")
+    assert run.returncode == 0, run.output[-6000:]
+    assert set(run.recap) == set(CONSUMERS), run.output[-3000:]
+    after = _state(pipeline)
+    assert _restarted(before, after) == {("consumer1", "rtm-consumer@cpu_mem.service")}
+    assert _failed_over(before, after) == set()
+    config = yaml.safe_load(pipeline.ssh("consumer1", "cat /etc/rtm/rtm.yml").stdout)
+    assert config["consumer"]["thresholds"]["mem_pct"] == threshold
+
+    # The new threshold is in effect: alerts the reference raises only against it appear, and
+    # every alert raised against it is one the reference raises, with the reference's value.
+    def new_alerts() -> dict[tuple[str, str, float], dict]:
+        return {
+            key: a
+            for a in pipeline.alert_files(("consumer1",)).values()
+            if a["rule"] == "mem_pct_avg" and a["threshold"] == threshold
+            if (key := _in_pass(a))
+        }
+
+    found = wait_for(
+        lambda: (alerts := new_alerts()) and set(alerts) & appearing and alerts,
+        timeout=600, interval=10, what="an alert the lowered mem_pct threshold raises",
+    )  # fmt: skip
+    assert set(found) <= set(reference)
+    for key, alert in found.items():
+        assert alert["value"] == pytest.approx(reference[key]["value"]), key
 
 
 # Last in this module: it leaves the lab with the changed settings.
