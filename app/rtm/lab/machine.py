@@ -115,8 +115,14 @@ class Machine:
                     os.kill(pid, signal.SIGKILL)
                 killed.add(pid)
             time.sleep(0.2)
+        # The kernel deletes the veth itself once the container's network namespace is gone,
+        # at a moment of its own: it may vanish between the check and the delete.
         if link_exists(self.veth):
-            _run("ip", "link", "del", self.veth)
+            try:
+                _run("ip", "link", "del", self.veth)
+            except LabError:
+                if link_exists(self.veth):
+                    raise
         with contextlib.suppress(OSError):
             (NSPAWN_PROPAGATE / self.host.name).rmdir()
         if os.path.ismount(self.root):
