@@ -81,7 +81,8 @@ class LookupModule(LookupBase):
 
     def _in_force(self, variables, names):
         """The settings in force for this host, and a fingerprint of them and the groups."""
-        in_force = {key: self._templar.template(variables[key]) for key in names if key in variables}
+        template = self._templar.template
+        in_force = {key: template(variables[key]) for key in names if key in variables}
         groups = {name: list(hosts) for name, hosts in variables["groups"].items()}
         return in_force, _json({"groups": groups, "settings": in_force})
 
