@@ -53,8 +53,10 @@ PROBE = """
 
 
 def _built_groups() -> set[str]:
+    """The group names groups.yml builds: one group_by over its ``__rtm_groups``."""
     tasks = yaml.safe_load(GROUPS_TASKS.read_text(encoding="utf-8"))
-    return {t["ansible.builtin.group_by"]["key"] for t in tasks}
+    grouping = [t for t in tasks if "ansible.builtin.group_by" in t]
+    return {name for task in grouping for name in task["vars"]["__rtm_groups"]}
 
 
 def _plays(playbook: Path) -> list[dict[str, Any]]:
