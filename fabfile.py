@@ -9,6 +9,7 @@ The inventory defaults to $RTM_INVENTORY, else inventory/lab.
 
 from __future__ import annotations
 
+import shlex
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
@@ -64,7 +65,7 @@ def logs(c, service, lines=20, inventory=None):
 
     def fetch(host):
         with connection(host, 5.0) as conn:
-            cmd = f"journalctl --no-pager -o short-iso -n {int(lines)} -u '{unit}'"
+            cmd = f"journalctl --no-pager -o short-iso -n {int(lines)} -u {shlex.quote(unit)}"
             return host.name, conn.run(cmd, hide=True, warn=True, timeout=15).stdout
 
     with ThreadPoolExecutor(max_workers=len(inv.hosts)) as pool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -37,11 +38,13 @@ def wait_for(predicate, timeout: float, interval: float = 5.0, what: str = "cond
         time.sleep(interval)
 
 
-def fab_status(inventory: str, *args: str) -> tuple[int, dict]:
-    """``fab status --json`` on an inventory: exit code and report."""
+def fab_status(inventory: str, *args: str, home: Path | None = None) -> tuple[int, dict]:
+    """``fab status --json`` on an inventory (as a user whose home is ``home``): exit code and
+    report."""
+    env = {**os.environ, "HOME": str(home)} if home else None
     result = subprocess.run(
         [FAB, "status", "--inventory", inventory, "--json", *args],
-        cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
+        cwd=REPO, capture_output=True, text=True, timeout=120, check=False, env=env,
     )  # fmt: skip
     return result.returncode, json.loads(result.stdout)
 

@@ -15,6 +15,7 @@ import csv
 import dataclasses
 import json
 import shutil
+import subprocess
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,6 +26,7 @@ from kafka import KafkaConsumer
 from labkit import (
     EXPECTED_ALERT_IDS,
     EXPECTED_ALERTS,
+    FAB,
     REPO,
     closed_alert_ids,
     failing,
@@ -105,6 +107,50 @@ def test_fab_status_is_healthy(pipeline) -> None:
     assert {"kafka.service", "zookeeper.service", "rtm-producer.service"} <= names
     assert {"rtm-consumer@cpu_mem.service", "rtm-consumer@net_disk.service"} <= names
     assert {"cpu_mem lag", "net_disk lag", "producer publishing"} <= names
+
+
+def test_fab_status_trusts_only_known_host_keys_unless_told_otherwise(pipeline, tmp_path) -> None:
+    # The lab inventory turns checking off (its hosts get new keys on every boot); a copy turns
+    # it on, for a user whose known_hosts is empty at first.
+    inventory = tmp_path / "lab"
+    shutil.copytree(pipeline.inventory, inventory)
+    connection = inventory / "group_vars" / "all" / "connection.yml"
+    settings = yaml.safe_load(connection.read_text())
+    settings["ansible_host_key_checking"] = True
+    connection.write_text(yaml.safe_dump(settings))
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    shutil.copy(Path.home() / ".ssh" / "id_ed25519", home / ".ssh")  # the lab's login key
+
+    def ssh_checks() -> dict[str, dict]:
+        _, report = labkit_fab_status(str(inventory), home=home)
+        return {h: c for h, checks in report["hosts"].items() for c in checks if c["name"] == "ssh"}
+
+    refused = ssh_checks()
+    assert set(refused) == set(pipeline.addresses)
+    for host, check in refused.items():
+        assert not check["ok"], f"{host}: an unknown host key was accepted"
+        assert "is not in ~/.ssh/known_hosts" in check["detail"], check
+
+    scanned = subprocess.run(
+        ["ssh-keyscan", "-t", "ed25519,ecdsa,rsa", *pipeline.addresses.values()],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    (home / ".ssh" / "known_hosts").write_text(scanned.stdout)
+    trusted = ssh_checks()
+    assert {h for h, c in trusted.items() if c["ok"]} == set(pipeline.addresses), trusted
+
+
+def test_fab_logs_passes_its_argument_to_journalctl_as_one_word(pipeline) -> None:
+    marker = "/tmp/rtm-fab-logs-injected"
+    unit = f"rtm-producer'; touch {marker}; echo '"
+    shown = subprocess.run(
+        [FAB, "logs", unit, "--inventory", str(pipeline.inventory)],
+        cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    for host in pipeline.addresses:
+        assert pipeline.ssh(host, f"test ! -e {marker}").returncode == 0, f"{host} ran it"
 
 
 def test_fab_status_names_a_stopped_broker(pipeline) -> None:

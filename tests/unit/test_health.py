@@ -5,11 +5,15 @@ import shlex
 import subprocess
 from pathlib import Path
 
+import paramiko
+import pytest
+
 from rtm.health import hostprobe
 from rtm.health.cluster import KafkaView
 from rtm.health.report import CLUSTER, Check, Report
 from rtm.health.status import (
     Limits,
+    checks_host_key,
     connection,
     expected_units,
     pipeline_checks,
@@ -197,6 +201,29 @@ def test_connections_use_the_inventorys_user_port_and_key():
     bare = connection(Host("p1", {}, frozenset({"all"})), timeout=3)
     assert (bare.host, bare.user, bare.port) == ("p1", "root", 22)
     assert "key_filename" not in bare.connect_kwargs
+
+
+@pytest.mark.parametrize(
+    ("value", "checked"),
+    [(None, True), (True, True), ("yes", True), (False, False), ("False", False), ("no", False)],
+)
+def test_host_keys_are_checked_unless_the_inventory_turns_it_off(value, checked):
+    host_vars = {} if value is None else {"ansible_host_key_checking": value}
+    assert checks_host_key(Host("b1", host_vars, frozenset({"all"}))) is checked
+
+
+def test_an_unknown_host_key_is_refused_with_the_way_to_trust_it():
+    conn = connection(Host("b1", {"ansible_host": "192.0.2.21"}, frozenset({"all"})), timeout=3)
+    key = paramiko.ECDSAKey.generate()
+    with pytest.raises(paramiko.SSHException) as refused:
+        conn.client._policy.missing_host_key(conn.client, "192.0.2.21", key)
+    message = str(refused.value)
+    assert "host key of 192.0.2.21 is not in ~/.ssh/known_hosts" in message
+    assert "ssh-keyscan 192.0.2.21" in message
+    assert "ansible_host_key_checking: false" in message
+    off = {"ansible_host": "192.0.2.21", "ansible_host_key_checking": False}
+    unchecked = connection(Host("b1", off, frozenset({"all"})), timeout=3)
+    assert isinstance(unchecked.client._policy, paramiko.AutoAddPolicy)
 
 
 def test_the_producer_check_shows_drops_refusals_and_an_outage():

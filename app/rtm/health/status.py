@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import paramiko
 from fabric import Connection
 
 from rtm.catalogue import catalogue
@@ -18,6 +19,8 @@ from rtm.layout import Layout, layout_of
 
 DEFAULT_INVENTORY = "inventory/lab"
 INVENTORY_ENV = "RTM_INVENTORY"
+# Where OpenSSH, and so Ansible, looks up the keys of the hosts it knows.
+KNOWN_HOSTS = ("~/.ssh/known_hosts", "/etc/ssh/ssh_known_hosts")
 
 
 @dataclass(frozen=True)
@@ -39,8 +42,33 @@ def inventory_path(option: str | None) -> Path:
     return Path(option or os.environ.get(INVENTORY_ENV) or DEFAULT_INVENTORY)
 
 
+class _UnknownHostKey(paramiko.MissingHostKeyPolicy):
+    """Refuse a host whose key is in no known_hosts file, saying how to trust it."""
+
+    def missing_host_key(
+        self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey
+    ) -> None:
+        raise paramiko.SSHException(
+            f"the {key.get_name()} host key of {hostname} is not in {' or '.join(KNOWN_HOSTS)}:"
+            f" check it and add it (ssh-keyscan {hostname}, or one ssh login), or set"
+            " ansible_host_key_checking: false for hosts that are rebuilt with new keys"
+        )
+
+
+def checks_host_key(host: Host) -> bool:
+    """Whether the inventory has the host's key checked, as Ansible does (on unless turned off)."""
+    value = host.vars.get("ansible_host_key_checking", True)
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() not in ("false", "no", "off", "0", "n", "f")
+
+
 def connection(host: Host, timeout: float) -> Connection:
-    """A Fabric connection with the host, user, port and key the inventory gives Ansible."""
+    """A Fabric connection with the host, user, port and key the inventory gives Ansible.
+
+    The host's key must be in known_hosts unless the inventory turns checking off (Fabric alone
+    would take any key).
+    """
     kwargs: dict[str, object] = {
         "banner_timeout": timeout,
         "auth_timeout": timeout,
@@ -48,13 +76,19 @@ def connection(host: Host, timeout: float) -> Connection:
     key = host.vars.get("ansible_ssh_private_key_file") or host.vars.get("ansible_private_key_file")
     if key:
         kwargs["key_filename"] = os.path.expanduser(str(key))
-    return Connection(
+    conn = Connection(
         host=host.address,
         user=str(host.vars.get("ansible_user") or host.vars.get("ansible_ssh_user") or "root"),
         port=int(host.vars.get("ansible_port", 22)),
         connect_timeout=timeout,
         connect_kwargs=kwargs,
     )
+    if checks_host_key(host):
+        for known in map(os.path.expanduser, KNOWN_HOSTS):
+            if os.path.isfile(known):
+                conn.client.load_system_host_keys(known)
+        conn.client.set_missing_host_key_policy(_UnknownHostKey())
+    return conn
 
 
 def expected_units(host: Host, layout: Layout) -> list[str]:
