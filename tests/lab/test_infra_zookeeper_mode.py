@@ -43,12 +43,14 @@ def test_zookeeper_serves(lab, first_run) -> None:
         "    s.sendall(cmd); data = b''\n"
         "    while chunk := s.recv(4096): data += chunk\n"
         "    return data.decode()\n"
-        "print(ask(b'ruok')); print(ask(b'srvr'))\n"
+        "print(ask(b'ruok')); print(ask(b'srvr')); print(ask(b'conf'))\n"
     )
     result = lab.ssh(BROKER, "python3 -", stdin=probe)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("imok"), result.stdout
     assert "Mode: standalone" in result.stdout or "Mode: leader" in result.stdout, result.stdout
+    # Only the health checks' four-letter words are answered (zookeeper_4lw_whitelist).
+    assert "conf is not executed because it is not in the whitelist" in result.stdout, result.stdout
 
 
 def test_broker_registered_in_zookeeper(lab, first_run) -> None:
