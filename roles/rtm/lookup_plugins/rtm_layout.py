@@ -68,27 +68,26 @@ class LookupModule(LookupBase):
         # force are the ones it was computed from.
         remembered = variables.get(_MEMO)
         if not memo and isinstance(remembered, dict):
-            _, fingerprint = self._in_force(variables, remembered.get("settings", []))
+            _, _, fingerprint = self._in_force(variables, remembered.get("settings", []))
             if fingerprint == remembered.get("fingerprint"):
                 return [remembered["layout"]]
         layout = _layout_module()
         names = [*layout.SETTINGS, *layout.HOST_SETTINGS]
-        in_force, fingerprint = self._in_force(variables, names)
-        computed = self._compute(layout, variables, in_force)
+        in_force, groups, fingerprint = self._in_force(variables, names)
+        computed = self._compute(layout, variables, groups, in_force)
         if memo:
             return [{"settings": names, "fingerprint": fingerprint, "layout": computed}]
         return [computed]
 
     def _in_force(self, variables, names):
-        """The settings in force for this host, and a fingerprint of them and the groups."""
+        """The settings in force for this host, the groups, and a fingerprint of both."""
         template = self._templar.template
         in_force = {key: template(variables[key]) for key in names if key in variables}
         groups = {name: list(hosts) for name, hosts in variables["groups"].items()}
-        return in_force, _json({"groups": groups, "settings": in_force})
+        return in_force, groups, _json({"groups": groups, "settings": in_force})
 
-    def _compute(self, layout, variables, in_force):
+    def _compute(self, layout, variables, groups, in_force):
         hostvars = variables["hostvars"]
-        groups = {name: list(hosts) for name, hosts in variables["groups"].items()}
         base, overridden = self._settings(layout, variables, hostvars, in_force)
         key = (
             id(hostvars),
