@@ -20,7 +20,7 @@ export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible/ansible.cfg
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help system-deps venv artifacts lab-up lab-down lab-ha-up lab-ha-down deploy demo \
+.PHONY: lock help system-deps venv artifacts lab-up lab-down lab-ha-up lab-ha-down deploy demo \
 	test test-unit test-integration test-lab lint bench clean
 
 help: ## list the targets
@@ -46,6 +46,12 @@ $(STAMPS)/venv: pyproject.toml
 
 artifacts: system-deps venv ## fill the controller-side artifact cache (Kafka, Spark jars, wheels)
 	$(BIN)/rtm-artifacts --dir $(ARTIFACTS) build
+
+LOCKS := app/rtm/artifacts/locks
+PIP_COMPILE := CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile --quiet --generate-hashes --strip-extras --no-emit-index-url --no-emit-find-links
+lock: venv ## pin the hosts' Python dependencies with their hashes, from pyproject.toml
+	$(PIP_COMPILE) --output-file $(LOCKS)/producer.txt pyproject.toml
+	$(PIP_COMPILE) --extra consumer --output-file $(LOCKS)/consumer.txt pyproject.toml
 
 lab-up: system-deps venv ## boot the container lab of INVENTORY (default inventory/lab)
 	$(BIN)/rtm-lab up -i $(INVENTORY)

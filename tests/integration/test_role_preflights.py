@@ -1,7 +1,8 @@
 """Preflight checks that the layout cases do not cover: the common role's host checks refuse a
 host whose facts contradict the inventory, rtm_app's an inventory without brokers or a cache
-without the rtm wheel, each with the sentence naming the fix, and both pass what fits. Runs the
-roles' preflight tasks on the controller against given facts and values: nothing is contacted."""
+without the rtm wheel (or, for online hosts, the lock), each with the sentence naming the fix,
+and both pass what fits. Runs the roles' preflight tasks on the controller against given facts
+and values: nothing is contacted."""
 
 from __future__ import annotations
 
@@ -40,6 +41,9 @@ RTM_APP = {
     "rtm_kafka_group": "kafka",
     "rtm_app_version": "0.1.0",
     "rtm_artifacts_dir": "/srv/rtm-artifacts",
+    "rtm_install_source": "offline",
+    "_rtm_app_lock": "locks/producer.txt",
+    "_rtm_app_manifest": {"files": {"locks/producer.txt": "0" * 64}},
 }
 
 
@@ -121,10 +125,18 @@ def test_a_host_that_fits_passes(tmp_path: Path, extra: dict[str, object]) -> No
                 " run `make artifacts` on the controller first."
             ],
         ),
+        ({"rtm_install_source": "online"}, []),
+        (
+            {"rtm_install_source": "online", "_rtm_app_manifest": {"files": {}}},
+            [
+                "rtm_app: no locks/producer.txt in /srv/rtm-artifacts/manifest.json (online hosts"
+                " install the locked dependencies); run `make artifacts` on the controller again."
+            ],
+        ),
     ],
-    ids=["fits", "no_brokers", "no_rtm_wheel"],
+    ids=["fits", "no_brokers", "no_rtm_wheel", "online_fits", "online_without_the_lock"],
 )
-def test_rtm_app_needs_brokers_and_the_rtm_wheel(
+def test_rtm_app_needs_brokers_the_rtm_wheel_and_online_the_lock(
     tmp_path: Path, extra: dict[str, object], refusals: list[str]
 ) -> None:
     returncode, message = _run(tmp_path, "rtm_app", **{**RTM_APP, **extra})

@@ -36,6 +36,8 @@ SPARK_CONNECTOR_ARTIFACTS = (
     "commons-pool2",
 )
 _DIST = Path(__file__).with_name("dist")
+# What the hosts pip-install besides rtm, pinned with hashes (`make lock`, from pyproject.toml).
+LOCKS = Path(__file__).with_name("locks")
 # A fixed mtime makes the tarball byte-for-byte reproducible from the same jars.
 _EPOCH = 946684800
 
@@ -162,30 +164,54 @@ def _build_spark_jars(root: Path, versions: Versions, previous: Manifest) -> Non
 def _build_wheelhouse(root: Path, versions: Versions, project_dir: Path) -> None:
     out = root / "wheels"
     out.mkdir(parents=True, exist_ok=True)
+    # The hosts' pins travel with the cache: online hosts install from them, hash-checked.
+    locks = root / "locks"
+    locks.mkdir(exist_ok=True)
+    for lock in LOCKS.glob("*.txt"):
+        shutil.copy2(lock, locks / lock.name)
     # rtm itself is rebuilt every time (it is small and it is what changes); its stale
     # wheels go first so hosts never see two versions.
     for old in out.glob("rtm-*.whl"):
         old.unlink()
     host = hostwheel.stage(project_dir, root / ".build" / "host")
-    target = f"{host}[consumer]"
     base = [sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(out)]
     # Fixed zip timestamps: the same code gives the same wheel, so a deploy after a rebuild
     # copies nothing and restarts nothing.
     env = {**os.environ, "SOURCE_DATE_EPOCH": str(_EPOCH)}
-    log.info("wheels: building rtm's host part and its dependencies (pyspark %s)", versions.spark)
-    offline = subprocess.run(
-        [*base, "--no-index", "--find-links", str(out), "--no-build-isolation", target],
-        check=False,
-        capture_output=True,
-        text=True,
-        env=env,
-    )
-    if offline.returncode == 0:
+    log.info("wheels: building rtm's host part")
+    _pip([*base, "--no-deps", "--no-index", "--no-build-isolation", str(host)], env)
+    lock = LOCKS / "consumer.txt"
+    missing = _unbuilt(out, lock)
+    if not missing:
         return
-    log.info("wheels: cache incomplete, fetching from the package index")
-    online = subprocess.run([*base, "--find-links", str(out), target], check=False, env=env)
-    if online.returncode != 0:
-        raise BuildError(f"wheels: pip wheel failed (exit {online.returncode})")
+    # Exactly the locked files, their hashes checked; an sdist (pyspark has no wheel) is
+    # checked, then built. Nothing in the cache is offered to pip: a wheel built here earlier
+    # has no hash in the lock.
+    log.info("wheels: fetching %s (pyspark %s)", ", ".join(missing), versions.spark)
+    _pip([*base, "--require-hashes", "--requirement", str(lock)], env)
+
+
+def _unbuilt(out: Path, lock: Path) -> list[str]:
+    """The pins of ``lock`` (name==version) with no wheel of that name and version in ``out``."""
+    built = {_wheel_pin(wheel.name) for wheel in out.glob("*.whl")}
+    pins = [
+        line.split()[0].lower()
+        for line in lock.read_text(encoding="utf-8").splitlines()
+        if line and not line[0].isspace() and not line.startswith("#")
+    ]
+    return [pin for pin in pins if pin.replace("-", "_") not in built]
+
+
+def _wheel_pin(filename: str) -> str:
+    name, version = filename.split("-")[:2]
+    return f"{name.lower()}=={version}"
+
+
+def _pip(command: list[str], env: dict[str, str]) -> None:
+    done = subprocess.run(command, check=False, capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        detail = done.stderr[-3000:]
+        raise BuildError(f"wheels: pip wheel failed (exit {done.returncode}):\n{detail}")
 
 
 def _write_pom(work: Path, template: str, versions: Versions) -> None:
