@@ -10,7 +10,7 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from rtm.artifacts.build import LOCKS, _unbuilt
+from rtm.artifacts.build import LOCKS, _sync_with_lock
 
 REPO = Path(__file__).resolve().parents[2]
 PROJECT = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
@@ -53,13 +53,18 @@ def test_the_producer_lock_is_part_of_the_consumer_lock() -> None:
     assert producer == {name: consumer[name] for name in producer}
 
 
-def test_the_build_fetches_only_pins_without_their_wheel(tmp_path: Path) -> None:
+def test_the_build_keeps_the_locked_wheels_and_fetches_the_rest(tmp_path: Path) -> None:
     lock = tmp_path / "lock.txt"
     lock.write_text(
         "kafka-python==3.0.12 \\\n    --hash=sha256:" + "a" * 64 + "\n"
         "    # via rtm (pyproject.toml)\n"
         "pyyaml==6.0.4 \\\n    --hash=sha256:" + "b" * 64 + "\n"
     )
-    (tmp_path / "kafka_python-3.0.12-py3-none-any.whl").touch()
-    (tmp_path / "pyyaml-6.0.3-cp311-cp311-manylinux2014_x86_64.whl").touch()
-    assert _unbuilt(tmp_path, lock) == ["pyyaml==6.0.4"]
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    kept = ["kafka_python-3.0.12-py3-none-any.whl", "rtm-0.1.0-py3-none-any.whl"]
+    stale = "pyyaml-6.0.3-cp311-cp311-manylinux2014_x86_64.whl"
+    for name in [*kept, stale]:
+        (wheels / name).touch()
+    assert _sync_with_lock(wheels, lock) == ["pyyaml==6.0.4"]
+    assert sorted(p.name for p in wheels.iterdir()) == kept

@@ -180,8 +180,7 @@ def _build_wheelhouse(root: Path, versions: Versions, project_dir: Path) -> None
     env = {**os.environ, "SOURCE_DATE_EPOCH": str(_EPOCH)}
     log.info("wheels: building rtm's host part")
     _pip([*base, "--no-deps", "--no-index", "--no-build-isolation", str(host)], env)
-    lock = LOCKS / "consumer.txt"
-    missing = _unbuilt(out, lock)
+    missing = _sync_with_lock(out, LOCKS / "consumer.txt")
     if not missing:
         return
     # Exactly the locked files, their hashes checked; an sdist (pyspark has no wheel) is
@@ -191,15 +190,24 @@ def _build_wheelhouse(root: Path, versions: Versions, project_dir: Path) -> None
     _pip([*base, "--require-hashes", "--requirement", str(lock)], env)
 
 
-def _unbuilt(out: Path, lock: Path) -> list[str]:
-    """The pins of ``lock`` (name==version) with no wheel of that name and version in ``out``."""
-    built = {_wheel_pin(wheel.name) for wheel in out.glob("*.whl")}
-    pins = [
-        line.split()[0].lower()
+def _sync_with_lock(out: Path, lock: Path) -> list[str]:
+    """Remove the wheels ``lock`` no longer pins (rtm's aside): hosts install every wheel of the
+    cache, so an older version would be installed beside the new one. Return the pins
+    (name==version) that still have no wheel."""
+    pins = {
+        line.split()[0].lower().replace("-", "_"): line.split()[0]
         for line in lock.read_text(encoding="utf-8").splitlines()
         if line and not line[0].isspace() and not line.startswith("#")
-    ]
-    return [pin for pin in pins if pin.replace("-", "_") not in built]
+    }
+    built = set()
+    for wheel in out.glob("*.whl"):
+        pin = _wheel_pin(wheel.name)
+        if pin in pins:
+            built.add(pin)
+        elif not wheel.name.startswith("rtm-"):
+            log.info("wheels: removing %s, which the lock does not pin", wheel.name)
+            wheel.unlink()
+    return [pins[pin] for pin in pins if pin not in built]
 
 
 def _wheel_pin(filename: str) -> str:
