@@ -8,7 +8,7 @@ from datetime import datetime
 from pyspark.sql import DataFrame, SparkSession
 
 from rtm.config import Topics, WindowConfig
-from rtm.consumer import transforms
+from rtm.consumer import sinks, transforms
 from rtm.consumer.jobs import job
 
 TOPICS = Topics(
@@ -204,3 +204,36 @@ def test_a_record_from_the_future_is_quarantined_with_how_far_ahead(spark: Spark
     assert reasons[2].endswith(" days in the future; mem_pct: above 100")
     measured = transforms.measurements(parsed, job("cpu_mem"), TOPICS)
     assert measured.count() == 1
+
+
+def test_one_pass_writes_the_aggregates_and_alerts_files_in_order(
+    spark: SparkSession, tmp_path
+) -> None:
+    cm = job("cpu_mem")
+    rows = [cpu(s, 99.0 if s < 20 else 10.0) for s in range(0, 60)]
+    rows += [mem(s, 95.0, "s2") for s in range(0, 60)] + [mem(s, 20.0) for s in range(0, 60)]
+    parsed = transforms.parse(kafka_rows(spark, rows), cm, TOPICS, MAX_FUTURE)
+    aggregated = transforms.aggregate(transforms.measurements(parsed, cm, TOPICS), cm, WINDOW)
+    files = tmp_path / "aggregates.jsonl", tmp_path / "alerts.jsonl"
+    (tmp_path / "alerts.jsonl").write_text("stale\n")
+
+    raised = sinks.write_windows(transforms.window_lines(aggregated, cm, THRESHOLDS), *files)
+
+    written = [[json.loads(x) for x in f.read_text().splitlines()] for f in files]
+    reports = [r.asDict() for r in transforms.report_rows(aggregated).collect()]
+    alerts = [a.asDict() for a in transforms.alerts(aggregated, cm, THRESHOLDS).collect()]
+
+    def order(row: dict) -> tuple:
+        return row["window_start"], row["server_id"], row["metric"]
+
+    assert written[0] == sorted(reports, key=order)
+    assert written[1] == sorted(alerts, key=order)
+    assert {a["server_id"] for a in alerts} == {"s1", "s2"}
+    assert [(key, json.loads(line)) for key, line in raised] == [
+        (a["server_id"], a) for a in written[1]
+    ]
+    # a batch without alerts leaves no alerts file, and removes one a replay left behind
+    calm = transforms.window_lines(aggregated, cm, {m: 1e9 for m in THRESHOLDS})
+    assert sinks.write_windows(calm, *files) == []
+    assert files[0].exists()
+    assert not files[1].exists()

@@ -88,20 +88,15 @@ def _source_options(ctx: JobContext) -> dict[str, str]:
 
 def _write_windows(ctx: JobContext, aggregated: DataFrame, batch: str) -> None:
     """Aggregates and alerts of final windows: files first, then the Kafka alerts topic."""
-    aggregated = aggregated.persist()
-    try:
-        alert_rows = transforms.alerts(aggregated, ctx.job, dict(ctx.consumer.thresholds))
-        sinks.write_lines(
-            transforms.report_rows(aggregated),
-            ctx.outputs.file("aggregates", batch),
-            sinks.AGGREGATE_ORDER,
+    lines = transforms.window_lines(aggregated, ctx.job, dict(ctx.consumer.thresholds))
+    raised = sinks.write_windows(
+        lines, ctx.outputs.file("aggregates", batch), ctx.outputs.file("alerts", batch)
+    )
+    if raised:
+        sinks.publish_alerts(
+            aggregated.sparkSession, raised, ctx.connection, ctx.config.kafka.topics.alerts
         )
-        count = sinks.write_lines(alert_rows, ctx.outputs.file("alerts", batch), sinks.ALERT_ORDER)
-        if count:
-            sinks.publish_alerts(alert_rows, ctx.connection, ctx.config.kafka.topics.alerts)
-            log.info("%s batch %s: %d alert(s)", ctx.job.name, batch, count)
-    finally:
-        aggregated.unpersist()
+        log.info("%s batch %s: %d alert(s)", ctx.job.name, batch, len(raised))
 
 
 def _write_quarantine(ctx: JobContext, bad: DataFrame, batch: str) -> None:

@@ -20,15 +20,13 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, SparkSession
 
 from rtm.consumer import transforms
 from rtm.kafka_client import Connection
 
 log = logging.getLogger(__name__)
 
-ALERT_ORDER = ("window_start", "server_id", "rule")
-AGGREGATE_ORDER = ("window_start", "server_id", "metric")
 QUARANTINE_ORDER = ("topic", "partition", "offset")
 
 
@@ -88,39 +86,65 @@ def batch_name(batch_id: int, generation_number: int) -> str:
     return f"g{generation_number:04d}-{batch_id:010d}"
 
 
+class _LineFile:
+    """A JSON-lines file written atomically: to a temporary name, renamed into place on a
+    clean exit. No lines leave no file (and remove a stale one of the same name)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.count = path, 0
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        self._tmp, self._handle = Path(tmp), os.fdopen(fd, "w", encoding="utf-8")
+
+    def write(self, line: str) -> None:
+        self._handle.write(line + "\n")
+        self.count += 1
+
+    def __enter__(self) -> _LineFile:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        try:
+            if kind is None:
+                self._handle.flush()
+                os.fsync(self._handle.fileno())
+            self._handle.close()
+            if kind is None and self.count:
+                self._tmp.replace(self.path)
+            elif kind is None:
+                self.path.unlink(missing_ok=True)
+        finally:
+            self._tmp.unlink(missing_ok=True)
+
+
 def write_lines(df: DataFrame, path: Path, order: tuple[str, ...]) -> int:
-    """Write ``df`` as JSON lines to ``path`` atomically; no file for an empty result.
-
-    Returns the number of lines written. An empty result removes a stale file of the same name.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lines = transforms.as_json_lines(df, *order)
-    count = 0
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            for row in lines.toLocalIterator():
-                handle.write(row["line"] + "\n")
-                count += 1
-            handle.flush()
-            os.fsync(handle.fileno())
-        if count:
-            tmp.replace(path)
-        else:
-            tmp.unlink()
-            path.unlink(missing_ok=True)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return count
+    """Write ``df`` as JSON lines to ``path`` atomically; the number of lines written."""
+    with _LineFile(path) as out:
+        for row in transforms.as_json_lines(df, *order).toLocalIterator():
+            out.write(row["line"])
+    return out.count
 
 
-def publish_alerts(alert_rows: DataFrame, connection: Connection, topic: str) -> None:
-    """Send alerts to the Kafka alerts topic (at-least-once: a replayed batch sends again)."""
-    transforms.as_kafka(alert_rows).write.format("kafka").options(**connection.spark()).option(
-        "topic", topic
-    ).save()
+def write_windows(lines: DataFrame, aggregates: Path, alerts: Path) -> list[tuple[str, str]]:
+    """Write a batch's ``transforms.window_lines`` to its aggregates and alerts files, both
+    atomically, reading the batch once; its alerts as (server_id, JSON line)."""
+    raised = []
+    with _LineFile(aggregates) as aggregate_file, _LineFile(alerts) as alert_file:
+        for row in lines.toLocalIterator():
+            aggregate_file.write(row["aggregate"])
+            if row["alert"] is not None:
+                alert_file.write(row["alert"])
+                raised.append((row["server_id"], row["alert"]))
+    return raised
+
+
+def publish_alerts(
+    spark: SparkSession, raised: list[tuple[str, str]], connection: Connection, topic: str
+) -> None:
+    """Send alerts to the Kafka alerts topic, keyed by server (at-least-once: a replayed batch
+    sends again). They are on the driver already: the write reads no batch data again."""
+    alerts = spark.createDataFrame(raised, "key string, value string")
+    alerts.write.format("kafka").options(**connection.spark()).option("topic", topic).save()
 
 
 def write_progress(path: Path, progress: dict[str, object]) -> None:

@@ -174,11 +174,27 @@ def report_rows(aggregated: DataFrame) -> DataFrame:
     )
 
 
-def alerts(aggregated: DataFrame, job: Job, thresholds: Mapping[str, float]) -> DataFrame:
-    """One alert per window, server and rule whose aggregate is above the rule's threshold.
+# Files are sorted by these columns; within a job the rule is the metric with the job's
+# aggregation, so the alerts file is in its aggregates' order.
+AGGREGATE_ORDER = ("window_start", "server_id", "metric")
+ALERT_COLUMNS = (
+    "alert_id",
+    "job",
+    "rule",
+    "server_id",
+    "metric",
+    "aggregation",
+    "window_start",
+    "window_end",
+    "value",
+    "threshold",
+    "samples",
+)
 
-    ``alert_id`` is deterministic: sha256 of ``job|rule|server_id|window_start`` (first 32 hex).
-    """
+
+def _judged(aggregated: DataFrame, job: Job, thresholds: Mapping[str, float]) -> DataFrame:
+    """Report rows with the columns of an alert and ``alert``: whether the value is above
+    the rule's threshold."""
     threshold = reduce(
         lambda acc, m: acc.when(F.col("metric") == m, F.lit(float(thresholds[m]))),
         [metric for _, metric in job.metrics],
@@ -186,40 +202,46 @@ def alerts(aggregated: DataFrame, job: Job, thresholds: Mapping[str, float]) -> 
     )
     rows = report_rows(aggregated).withColumn("threshold", threshold)
     rows = rows.withColumn("rule", F.concat_ws("_", "metric", "aggregation"))
-    rows = rows.where(F.col("value") > F.col("threshold"))
     key = F.concat_ws("|", "job", "rule", "server_id", "window_start")
-    return rows.select(
-        F.substring(F.sha2(key, 256), 1, 32).alias("alert_id"),
-        "job",
-        "rule",
+    rows = rows.withColumn("alert_id", F.substring(F.sha2(key, 256), 1, 32))
+    return rows.withColumn("alert", F.col("value") > F.col("threshold"))
+
+
+def alerts(aggregated: DataFrame, job: Job, thresholds: Mapping[str, float]) -> DataFrame:
+    """One alert per window, server and rule whose aggregate is above the rule's threshold.
+
+    ``alert_id`` is deterministic: sha256 of ``job|rule|server_id|window_start`` (first 32 hex).
+    """
+    return _judged(aggregated, job, thresholds).where("alert").select(*ALERT_COLUMNS)
+
+
+def window_lines(aggregated: DataFrame, job: Job, thresholds: Mapping[str, float]) -> DataFrame:
+    """A batch's two outputs in one pass: per aggregate row its JSON line (``aggregate``), and
+    its alert's JSON line when it raises one (``alert``, else null), with ``server_id``, in
+    file order.
+
+    One Spark job writes both files: reading the aggregates back once for each output would
+    cost a job (and a cache) each on every micro-batch. Within a job the rule is the metric
+    with the job's aggregation, so one order serves both files.
+    """
+    judged = _in_file_order(_judged(aggregated, job, thresholds), *AGGREGATE_ORDER)
+    return judged.select(
         "server_id",
-        "metric",
-        "aggregation",
-        "window_start",
-        "window_end",
-        "value",
-        "threshold",
-        "samples",
+        F.to_json(F.struct(*aggregated.columns)).alias("aggregate"),
+        F.when(F.col("alert"), F.to_json(F.struct(*ALERT_COLUMNS))).alias("alert"),
     )
 
 
 def as_json_lines(df: DataFrame, *order: str) -> DataFrame:
-    """One ``line`` column of JSON per row, sorted for deterministic files, in one partition.
+    """One ``line`` column of JSON per row, in file order (``_in_file_order``)."""
+    return _in_file_order(df, *order).select(F.to_json(F.struct(*df.columns)).alias("line"))
+
+
+def _in_file_order(df: DataFrame, *order: str) -> DataFrame:
+    """Sorted for deterministic files, in one partition.
 
     A file is written by one reader on the driver anyway: one partition sorted in place (Spark
     spills the sort to disk when it is large) reads back in one job, where a global ``orderBy``
     costs a sampling job, a shuffle and a job per partition on every micro-batch.
     """
-    return (
-        df.coalesce(1)
-        .sortWithinPartitions(*order)
-        .select(F.to_json(F.struct(*df.columns)).alias("line"))
-    )
-
-
-def as_kafka(alert_rows: DataFrame) -> DataFrame:
-    """Alerts as Kafka key (server_id) and JSON value."""
-    return alert_rows.select(
-        F.col("server_id").alias("key"),
-        F.to_json(F.struct(*alert_rows.columns)).alias("value"),
-    )
+    return df.coalesce(1).sortWithinPartitions(*order)
