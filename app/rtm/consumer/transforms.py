@@ -174,8 +174,7 @@ def report_rows(aggregated: DataFrame) -> DataFrame:
     )
 
 
-# Files are sorted by these columns; within a job the rule is the metric with the job's
-# aggregation, so the alerts file is in its aggregates' order.
+# The order of a batch's aggregates and alerts files (see window_lines).
 AGGREGATE_ORDER = ("window_start", "server_id", "metric")
 ALERT_COLUMNS = (
     "alert_id",
