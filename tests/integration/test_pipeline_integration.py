@@ -28,6 +28,7 @@ from rtm_broker import Broker
 from reference_alerts import WATERMARK, aggregates, expected_alerts
 from rtm.catalogue import catalogue
 from rtm.config import load
+from rtm.consumer import runner, sinks
 from rtm.consumer.jobs import job as job_named
 from rtm.consumer.runner import JobContext, run_batch, run_stream
 
@@ -259,6 +260,29 @@ def test_restarted_stream_resumes_from_its_checkpoint(
     first_half = {a["alert_id"] for a in expected_alerts([first], "cpu_mem")}
     assert after_first == first_half
     assert set() < first_half < {a["alert_id"] for a in expected}
+
+
+def test_a_checkpoint_that_read_once_per_metric_resumes_as_it_was_written(
+    pipeline_factory: Callable[[str], Pipeline],
+    spark: SparkSession,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # rtm read a job's topics once per metric before: one Kafka source each in the checkpoint.
+    pipe = pipeline_factory("per-metric")
+    first, second = _split_sample(pipe.workdir)
+    assert pipe.produce(first).returncode == 0
+    ctx = _context(pipe.config(), "cpu_mem", "stream")
+    with monkeypatch.context() as earlier_rtm:
+        earlier_rtm.setattr(runner, "_read_per_metric", lambda _ctx: True)
+        run_stream(spark, ctx, available_now=True, timeout=QUERY_TIMEOUT)
+    metrics = len(job_named("cpu_mem").metrics)
+    assert sinks.checkpoint_sources(ctx.checkpoint("windows")) == metrics
+    assert pipe.produce(second).returncode == 0
+    run_stream(spark, ctx, available_now=True, timeout=QUERY_TIMEOUT)
+    assert f"reads the topics once per metric ({metrics} Kafka sources)" in caplog.text
+    assert sinks.checkpoint_sources(ctx.checkpoint("windows")) == metrics
+    assert_alerts(pipe.alerts("cpu_mem", "stream"), expected_alerts([SAMPLE], "cpu_mem"))
 
 
 def _consumer(config: Path, *args: str) -> list[str]:

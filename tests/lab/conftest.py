@@ -218,3 +218,29 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         return _MODULE_ORDER.index(path.stem) if path.stem in _MODULE_ORDER else len(_MODULE_ORDER)
 
     items.sort(key=rank)
+
+
+# Each Molecule scenario's own wall time, printed at the end of the run: the pool's tests wait
+# on one another, so their durations do not say which scenario costs what.
+_SCENARIO_SECONDS: dict[str, float] = {}
+_SCENARIO_PROPERTY = "scenario_seconds"
+
+
+@pytest.fixture
+def report_scenario_seconds(record_property) -> Callable[[float], None]:
+    """Report the wall time of the scenario a test checks, for the summary below."""
+    return lambda seconds: record_property(_SCENARIO_PROPERTY, seconds)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    for name, value in report.user_properties:
+        if name == _SCENARIO_PROPERTY:
+            _SCENARIO_SECONDS[report.nodeid.rsplit("[", 1)[-1].rstrip("]")] = float(value)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not _SCENARIO_SECONDS:
+        return
+    terminalreporter.section("time per Molecule scenario (RTM_MOLECULE_JOBS at a time)")
+    for scenario, seconds in sorted(_SCENARIO_SECONDS.items(), key=lambda item: -item[1]):
+        terminalreporter.write_line(f"{scenario:<24} {seconds:6.0f} s")

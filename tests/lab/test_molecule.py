@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -24,6 +25,11 @@ _SLOW_FIRST = ("rtm_consumer", "rtm_producer", "kafka", "kafka_topics", "zookeep
 
 
 Result = subprocess.CompletedProcess[str]
+
+
+def _timed(scenario: Path) -> tuple[Result, float]:
+    started = time.monotonic()
+    return _run(scenario), time.monotonic() - started
 
 
 def _run(scenario: Path) -> Result:
@@ -44,7 +50,7 @@ def _rank(scenario: Path) -> int:
 
 
 @pytest.fixture(scope="module")
-def runs(request: pytest.FixtureRequest) -> Iterator[dict[Path, Future[Result]]]:
+def runs(request: pytest.FixtureRequest) -> Iterator[dict[Path, Future[tuple[Result, float]]]]:
     """Start every selected scenario in a pool; each test waits for its own."""
     selected = {
         item.callspec.params["scenario"]
@@ -53,7 +59,7 @@ def runs(request: pytest.FixtureRequest) -> Iterator[dict[Path, Future[Result]]]
     }
     jobs = max(1, int(os.environ.get("RTM_MOLECULE_JOBS", "2")))
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        yield {s: pool.submit(_run, s) for s in sorted(selected, key=_rank)}
+        yield {s: pool.submit(_timed, s) for s in sorted(selected, key=_rank)}
 
 
 def test_scenarios_found() -> None:
@@ -69,6 +75,7 @@ def test_every_role_has_a_scenario() -> None:
 @pytest.mark.parametrize(
     "scenario", SCENARIOS, ids=[f"{s.parents[2].name}-{s.parent.name}" for s in SCENARIOS]
 )
-def test_molecule_scenario(scenario: Path, runs) -> None:
-    result = runs[scenario].result()
+def test_molecule_scenario(scenario: Path, runs, report_scenario_seconds) -> None:
+    result, seconds = runs[scenario].result()
+    report_scenario_seconds(seconds)
     assert result.returncode == 0, (result.stdout + result.stderr)[-8000:]

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
+import pytest
 from pyspark.sql import DataFrame, SparkSession
 
+from rtm.catalogue import catalogue
 from rtm.config import Topics, WindowConfig
 from rtm.consumer import sinks, transforms
 from rtm.consumer.jobs import job
@@ -237,3 +239,35 @@ def test_one_pass_writes_the_aggregates_and_alerts_files_in_order(
     assert sinks.write_windows(calm, *files) == []
     assert files[0].exists()
     assert not files[1].exists()
+
+
+def test_one_pass_measures_what_one_select_per_metric_does(spark: SparkSession) -> None:
+    for name in ("cpu_mem", "net_disk"):
+        j = job(name)
+        rows = [
+            (TOPICS.for_kind(kind), {"server_id": f"s{i % 2}", "ts": f"2025-01-01T00:00:{i:02d}Z",
+                                     **{m.name: float(i) for m in catalogue().kind(kind).metrics}})
+            for i in range(0, 20) for kind in {k for k, _ in j.metrics}
+        ]  # fmt: skip
+        rows.append((TOPICS.for_kind(j.metrics[0][0]), "not json"))
+        parsed = transforms.parse(kafka_rows(spark, rows), j, TOPICS, MAX_FUTURE)
+        one_pass = transforms.measurements(parsed, j, TOPICS).collect()
+        per_metric = transforms.measurements(parsed, j, TOPICS, per_metric=True).collect()
+        assert sorted(one_pass) == sorted(per_metric)
+        assert len(one_pass) == 20 * len(j.metrics)
+
+
+def test_the_sources_of_a_checkpoint_are_counted_from_its_newest_offsets(tmp_path) -> None:
+    assert sinks.checkpoint_sources(tmp_path / "none") is None
+    offsets = tmp_path / "offsets"
+    offsets.mkdir()
+    assert sinks.checkpoint_sources(tmp_path) is None
+    meta = '{"batchWatermarkMs":0,"batchTimestampMs":1}'
+    source = '{"topic-cpu":{"0":3}}'
+    (offsets / "9").write_text("\n".join(["v1", meta, source]))
+    (offsets / "10").write_text("\n".join(["v1", meta, source, source, source]))
+    (offsets / ".10.crc").write_text("")
+    assert sinks.checkpoint_sources(tmp_path) == 3
+    (offsets / "11").write_text("not an offsets file")
+    with pytest.raises(RuntimeError, match="11: not a Spark offsets file"):
+        sinks.checkpoint_sources(tmp_path)

@@ -149,7 +149,9 @@ def stream_queries(
 
     def windows() -> StreamingQuery:
         window = ctx.consumer.window
-        measured = transforms.measurements(parsed(), ctx.job, ctx.config.kafka.topics)
+        measured = transforms.measurements(
+            parsed(), ctx.job, ctx.config.kafka.topics, per_metric=_read_per_metric(ctx)
+        )
         aggregated = transforms.aggregate(
             measured.withWatermark("event_time", f"{window.watermark} seconds"), ctx.job, window
         )
@@ -160,6 +162,23 @@ def stream_queries(
         return _start(bad, ctx, "quarantine", available_now, _write_quarantine)
 
     return {"windows": windows, "quarantine": quarantine}
+
+
+def _read_per_metric(ctx: JobContext) -> bool:
+    """Whether the windows checkpoint was written reading the topics once per metric, as rtm
+    did before: it is resumed that way, exactly, since Spark refuses another number of sources."""
+    checkpoint = ctx.checkpoint("windows")
+    sources = sinks.checkpoint_sources(checkpoint)
+    if sources is None or sources == 1 or sources != len(ctx.job.metrics):
+        return False  # new, current, or a mismatch Spark itself names
+    log.warning(
+        "%s: checkpoint %s reads the topics once per metric (%d Kafka sources), as rtm did"
+        " before; resuming it that way. To read them once: stop the job and move the"
+        " checkpoint aside; the new one starts from consumer.starting_offsets and its files"
+        " never overwrite the earlier ones (a new generation)",
+        ctx.job.name, checkpoint, sources,
+    )  # fmt: skip
+    return True
 
 
 def run_stream(

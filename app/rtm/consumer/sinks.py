@@ -82,6 +82,22 @@ def generation(checkpoint: Path, outputs: Outputs) -> int:
     return number
 
 
+def checkpoint_sources(checkpoint: Path) -> int | None:
+    """How many sources the newest batch of a Spark checkpoint read; None before its first.
+
+    Spark's offsets log holds a version line, a metadata line, then one line per source.
+    """
+    log_dir = checkpoint / "offsets"
+    batches = [p for p in log_dir.iterdir() if p.name.isdigit()] if log_dir.is_dir() else []
+    if not batches:
+        return None
+    newest = max(batches, key=lambda p: int(p.name))
+    lines = newest.read_text(encoding="utf-8").splitlines()
+    if len(lines) < 3 or not lines[0].startswith("v"):
+        raise RuntimeError(f"{newest}: not a Spark offsets file")
+    return len(lines) - 2
+
+
 def batch_name(batch_id: int, generation_number: int) -> str:
     return f"g{generation_number:04d}-{batch_id:010d}"
 
