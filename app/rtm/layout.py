@@ -56,6 +56,7 @@ SETTINGS = (
     *GROUP_SETTINGS.values(),
     *PORT_SETTINGS.values(),
     "rtm_kafka_kraft_enabled",
+    "rtm_security",
     "rtm_topic_partitions",
     "rtm_topic_retention_ms",
     "rtm_topics",
@@ -83,6 +84,11 @@ RETIRED = (
     "rtm_topic_specs",
 )
 INSTALL_SOURCES = ("online", "offline")
+# How the cluster's links are protected (rtm_security), each with what it means.
+SECURITY_MODES = {
+    "tls": "TLS on every link, peers authenticated by certificates from the cluster CA",
+    "plaintext": "no encryption and no authentication, for a closed network only",
+}
 _TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 _IPV4 = re.compile(r"^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$")
 _TRUE = ("true", "yes", "on", "1")
@@ -139,6 +145,10 @@ class Layout:
     @property
     def kraft(self) -> bool:
         return bool(self.data["kraft_enabled"])
+
+    @property
+    def tls(self) -> bool:
+        return self.data["security"] == "tls"
 
     def group(self, part: str) -> str:
         """The inventory group of a part of the pipeline (``producers``, ``consumers``, …)."""
@@ -202,6 +212,7 @@ def compute(
     topics, topic_problems = _topics(cat, values, brokers, settings.group("kafka"))
     data = {
         "kraft_enabled": kraft,
+        "security": values["rtm_security"],
         "groups": {part: settings.group(part) for part in GROUP_SETTINGS},
         "hosts": {"producers": members("producers"), "consumers": members("consumers")},
         "host_addresses": addresses,
@@ -267,6 +278,9 @@ def _settings(hosts: Mapping[str, Mapping[str, Any]], base: Mapping[str, Any]) -
             " (KRaft) or false (ZooKeeper)."
         )
     values["rtm_kafka_kraft_enabled"] = bool(kraft)
+    if values["rtm_security"] not in SECURITY_MODES:
+        modes = "; ".join(f"{mode} ({meaning})" for mode, meaning in SECURITY_MODES.items())
+        problems.append(f"rtm_security={values['rtm_security']!r}: set it to one of: {modes}.")
     for key in (*PORT_SETTINGS.values(), "rtm_topic_partitions", "rtm_topic_retention_ms"):
         number = _integer(values[key])
         if number is None:

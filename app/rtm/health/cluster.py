@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import ssl
 import time
 from dataclasses import dataclass
 
@@ -14,15 +15,25 @@ from rtm.health.report import CLUSTER, Check
 from rtm.layout import Layout
 
 
-def zookeeper_mode(address: str, port: int, timeout: float) -> str:
-    """'leader', 'follower' or 'standalone', from the srvr four-letter word."""
-    with socket.create_connection((address, port), timeout=timeout) as sock:
-        sock.sendall(b"srvr")
+def srvr(address: str, port: int, timeout: float, tls: ssl.SSLContext | None = None) -> str:
+    """ZooKeeper's answer to the srvr four-letter word, over TLS when a context is given."""
+    with socket.create_connection((address, port), timeout=timeout) as raw:
+        sock = tls.wrap_socket(raw, server_hostname=address) if tls else raw
         sock.settimeout(timeout)
+        sock.sendall(b"srvr")
         chunks = []
-        while chunk := sock.recv(4096):
-            chunks.append(chunk)
-    for line in b"".join(chunks).decode(errors="replace").splitlines():
+        # ZooKeeper closes a TLS connection after its answer without a close_notify.
+        with contextlib.suppress(ssl.SSLEOFError):
+            while chunk := sock.recv(4096):
+                chunks.append(chunk)
+    return b"".join(chunks).decode(errors="replace")
+
+
+def zookeeper_mode(
+    address: str, port: int, timeout: float, tls: ssl.SSLContext | None = None
+) -> str:
+    """'leader', 'follower' or 'standalone', from the srvr four-letter word."""
+    for line in srvr(address, port, timeout, tls).splitlines():
         if line.startswith("Mode:"):
             return line.split(":", 1)[1].strip()
     raise OSError("no Mode line in the srvr answer (is srvr in 4lw.commands.whitelist?)")

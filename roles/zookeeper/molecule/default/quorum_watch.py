@@ -12,36 +12,39 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import socket
+import ssl
 import time
 from pathlib import Path
 
+from rtm.health.cluster import srvr
 
-def state(address: str) -> str:
+
+def state(address: str, tls: ssl.SSLContext | None) -> str:
     host, port = address.rsplit(":", 1)
     try:
-        with socket.create_connection((host, int(port)), timeout=1) as sock:
-            sock.sendall(b"srvr")
-            data = b""
-            while chunk := sock.recv(4096):
-                data += chunk
+        answer = srvr(host, int(port), 1, tls)
     except OSError:
         return "down"
-    return "serving" if b"Mode:" in data else "not serving"
+    return "serving" if "Mode:" in answer else "not serving"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--stop-file", type=Path, required=True)
     parser.add_argument("--limit", type=float, default=600, help="seconds before giving up")
+    parser.add_argument("--tls", nargs=3, metavar=("CA", "CERT", "KEY"), help="PEM files")
     parser.add_argument("nodes", nargs="+", help="HOST:PORT of every member")
     args = parser.parse_args()
+    tls = None
+    if args.tls:
+        tls = ssl.create_default_context(cafile=args.tls[0])
+        tls.load_cert_chain(args.tls[1], args.tls[2])
     start = time.monotonic()
     outages: dict[str, list[list[float]]] = {node: [] for node in args.nodes}
     samples = 0
     while not args.stop_file.exists() and time.monotonic() < start + args.limit:
         for node in args.nodes:
-            seen, now = state(node), round(time.monotonic() - start, 2)
+            seen, now = state(node, tls), round(time.monotonic() - start, 2)
             open_outage = outages[node] and len(outages[node][-1]) == 1
             if seen == "down" and not open_outage:
                 outages[node].append([now])
