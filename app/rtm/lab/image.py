@@ -25,6 +25,10 @@ PACKAGES = (
     # install them, which fails offline.
     "python3-apt",
     "python3-packaging",
+    # community.crypto makes each Kafka and ZooKeeper host's own key and CSR with it.
+    # debootstrap does not resolve virtual packages: cffi-backend provides the API it needs.
+    "python3-cryptography",
+    "python3-cffi-backend",
     # Ansible's become_user to an unprivileged user hands files over with setfacl.
     "acl",
     "iproute2",
