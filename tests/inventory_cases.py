@@ -113,6 +113,11 @@ REFUSED = (
         "rtm_install_source must be one of: online, offline, got: usb",
         settings={"rtm_install_source": "usb"},
     ),
+    Case(
+        "unknown_security_mode",
+        "rtm_security='open': set it to one of: tls (",
+        settings={"rtm_security": "open"},
+    ),
     Case("empty_kafka_group", "'kafka' has no hosts", groups={"kafka": {}}),
     Case(
         "zookeeper_mode_without_zookeeper_hosts",

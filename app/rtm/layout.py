@@ -19,9 +19,10 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import ssl
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -57,6 +58,8 @@ SETTINGS = (
     *PORT_SETTINGS.values(),
     "rtm_kafka_kraft_enabled",
     "rtm_security",
+    "rtm_tls_ca_dir",
+    "rtm_tls_ca_cert",
     "rtm_topic_partitions",
     "rtm_topic_retention_ms",
     "rtm_topics",
@@ -105,6 +108,8 @@ class Layout:
 
     data: dict[str, Any]
     problems: tuple[str, ...] = field(default=())
+    # Where the inventory's files are, for the settings that name paths beside it.
+    inventory_dir: Path | None = None
 
     @property
     def bootstrap_servers(self) -> list[str]:
@@ -149,6 +154,23 @@ class Layout:
     @property
     def tls(self) -> bool:
         return self.data["security"] == "tls"
+
+    def controller_tls(self) -> ssl.SSLContext | None:
+        """How the controller's tools speak TLS to the cluster: the cluster CA, and the
+        controller's client certificate the roles made beside it; None in plaintext."""
+        if not self.tls:
+            return None
+        ca_dir = Path(self._beside_inventory(self.data["tls_ca_dir"]))
+        ca_cert = self.data["tls_ca_cert"] or ca_dir / "ca.pem"
+        context = ssl.create_default_context(cafile=self._beside_inventory(str(ca_cert)))
+        context.load_cert_chain(ca_dir / "controller.pem", ca_dir / "controller.key")
+        return context
+
+    def _beside_inventory(self, path: str) -> str:
+        # The rtm role's default is a template of Ansible's inventory_dir.
+        if "{{" in path and self.inventory_dir is None:
+            raise LayoutError(f"{path}: the inventory's directory is unknown")
+        return re.sub(r"\{\{\s*inventory_dir\s*\}\}", str(self.inventory_dir), path)
 
     def group(self, part: str) -> str:
         """The inventory group of a part of the pipeline (``producers``, ``consumers``, …)."""
@@ -213,6 +235,8 @@ def compute(
     data = {
         "kraft_enabled": kraft,
         "security": values["rtm_security"],
+        "tls_ca_dir": values["rtm_tls_ca_dir"],
+        "tls_ca_cert": values["rtm_tls_ca_cert"],
         "groups": {part: settings.group(part) for part in GROUP_SETTINGS},
         "hosts": {"producers": members("producers"), "consumers": members("consumers")},
         "host_addresses": addresses,
@@ -542,7 +566,8 @@ def layout_of(inventory: Inventory) -> Layout:
         raise LayoutError(str(exc)) from exc
     if layout.problems:
         raise LayoutError(f"{inventory.source}: " + "\n".join(layout.problems))
-    return layout
+    source = Path(inventory.source)
+    return replace(layout, inventory_dir=source if source.is_dir() else source.parent)
 
 
 def load_layout(inventory: Path | str) -> Layout:

@@ -4,6 +4,7 @@ cases run through Ansible's lookup and ansible-inventory in tests/integration.""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -75,3 +76,46 @@ def test_per_host_settings_may_differ_and_each_value_is_checked() -> None:
     (problem,) = compute(Case("bad", None, groups=hosts_groups)).problems
     assert problem.startswith("rtm_app_thresholds is {'cpu_pct': 'hot'}")
     assert problem.endswith("(on consumer2)")
+
+
+def _pki(directory: Path) -> None:
+    """A CA and the controller's client certificate, as the roles' tls tasks leave them."""
+    from datetime import UTC, datetime, timedelta  # noqa: PLC0415
+
+    from cryptography import x509  # noqa: PLC0415
+    from cryptography.hazmat.primitives import hashes, serialization  # noqa: PLC0415
+    from cryptography.hazmat.primitives.asymmetric import ec  # noqa: PLC0415
+    from cryptography.x509.oid import NameOID  # noqa: PLC0415
+
+    def name(cn: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+    def cert(subject: str, key, issuer: str, signer, ca: bool) -> x509.Certificate:
+        now = datetime.now(UTC)
+        return (
+            x509.CertificateBuilder(name(subject), name(issuer), key.public_key(),
+                                    x509.random_serial_number(), now, now + timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+            .sign(signer, hashes.SHA256())
+        )  # fmt: skip
+
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    directory.mkdir()
+    pem = serialization.Encoding.PEM
+    (directory / "ca.pem").write_bytes(cert("ca", ca_key, "ca", ca_key, True).public_bytes(pem))
+    (directory / "controller.pem").write_bytes(
+        cert("rtm-controller", key, "ca", ca_key, False).public_bytes(pem)
+    )
+    (directory / "controller.key").write_bytes(
+        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+
+
+def test_the_controller_speaks_tls_with_the_pki_beside_the_inventory(tmp_path: Path) -> None:
+    _pki(tmp_path / ".pki")
+    case = Case("tls", None, settings={"rtm_security": "tls"})
+    secured = replace(compute(case), inventory_dir=tmp_path)
+    context = secured.controller_tls()
+    assert context is not None
+    assert [c["subject"] for c in context.get_ca_certs()] == [((("commonName", "ca"),),)]
+    assert compute(Case("plain", None)).controller_tls() is None

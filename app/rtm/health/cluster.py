@@ -44,10 +44,11 @@ def zookeeper_checks(layout: Layout, timeout: float) -> list[Check]:
     if layout.kraft or not hosts:
         return []
     port = layout.port("zookeeper_client")
+    tls = layout.controller_tls()
     checks, modes = [], {}
     for host in hosts:
         try:
-            mode = zookeeper_mode(layout.host_addresses[host], port, timeout)
+            mode = zookeeper_mode(layout.host_addresses[host], port, timeout, tls)
         except OSError as exc:
             checks.append(Check(host, "zookeeper serving", False, f"port {port}: {exc}"))
             continue
