@@ -118,6 +118,11 @@ REFUSED = (
         "rtm_security='open': set it to one of: tls (",
         settings={"rtm_security": "open"},
     ),
+    Case(
+        "own_ca_without_its_key",
+        "only rtm_tls_ca_cert is set: a CA of your own needs both",
+        settings={"rtm_security": "tls", "rtm_tls_ca_cert": "/etc/pki/team-ca.pem"},
+    ),
     Case("empty_kafka_group", "'kafka' has no hosts", groups={"kafka": {}}),
     Case(
         "zookeeper_mode_without_zookeeper_hosts",

@@ -60,6 +60,7 @@ SETTINGS = (
     "rtm_security",
     "rtm_tls_ca_dir",
     "rtm_tls_ca_cert",
+    "rtm_tls_ca_key",
     "rtm_topic_partitions",
     "rtm_topic_retention_ms",
     "rtm_topics",
@@ -305,6 +306,12 @@ def _settings(hosts: Mapping[str, Mapping[str, Any]], base: Mapping[str, Any]) -
     if values["rtm_security"] not in SECURITY_MODES:
         modes = "; ".join(f"{mode} ({meaning})" for mode, meaning in SECURITY_MODES.items())
         problems.append(f"rtm_security={values['rtm_security']!r}: set it to one of: {modes}.")
+    own_ca = [key for key in ("rtm_tls_ca_cert", "rtm_tls_ca_key") if values[key]]
+    if len(own_ca) == 1:
+        problems.append(
+            f"only {own_ca[0]} is set: a CA of your own needs both rtm_tls_ca_cert and"
+            " rtm_tls_ca_key (PEM files on the controller); set neither for the CA the roles make."
+        )
     for key in (*PORT_SETTINGS.values(), "rtm_topic_partitions", "rtm_topic_retention_ms"):
         number = _integer(values[key])
         if number is None:
