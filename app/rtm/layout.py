@@ -58,7 +58,6 @@ SETTINGS = (
     *PORT_SETTINGS.values(),
     "rtm_kafka_kraft_enabled",
     "rtm_security",
-    "rtm_tls_ca_dir",
     "rtm_tls_ca_cert",
     "rtm_tls_ca_key",
     "rtm_topic_partitions",
@@ -109,8 +108,10 @@ class Layout:
 
     data: dict[str, Any]
     problems: tuple[str, ...] = field(default=())
-    # Where the inventory's files are, for the settings that name paths beside it.
+    # Where the inventory's files are, and the controller's CA directory (rtm_tls_ca_dir,
+    # often beside them): paths of the controller, which the hosts' layout does without.
     inventory_dir: Path | None = None
+    tls_ca_dir: str = ""
 
     @property
     def bootstrap_servers(self) -> list[str]:
@@ -161,17 +162,15 @@ class Layout:
         controller's client certificate the roles made beside it; None in plaintext."""
         if not self.tls:
             return None
-        ca_dir = Path(self._beside_inventory(self.data["tls_ca_dir"]))
-        ca_cert = self.data["tls_ca_cert"] or ca_dir / "ca.pem"
-        context = ssl.create_default_context(cafile=self._beside_inventory(str(ca_cert)))
+        ca_dir = Path(self.tls_ca_dir) if self.tls_ca_dir else self._inventory_dir() / ".pki"
+        context = ssl.create_default_context(cafile=self.data["tls_ca_cert"] or ca_dir / "ca.pem")
         context.load_cert_chain(ca_dir / "controller.pem", ca_dir / "controller.key")
         return context
 
-    def _beside_inventory(self, path: str) -> str:
-        # The rtm role's default is a template of Ansible's inventory_dir.
-        if "{{" in path and self.inventory_dir is None:
-            raise LayoutError(f"{path}: the inventory's directory is unknown")
-        return re.sub(r"\{\{\s*inventory_dir\s*\}\}", str(self.inventory_dir), path)
+    def _inventory_dir(self) -> Path:
+        if self.inventory_dir is None:
+            raise LayoutError("the inventory's directory is unknown: set rtm_tls_ca_dir")
+        return self.inventory_dir
 
     def group(self, part: str) -> str:
         """The inventory group of a part of the pipeline (``producers``, ``consumers``, …)."""
@@ -236,7 +235,6 @@ def compute(
     data = {
         "kraft_enabled": kraft,
         "security": values["rtm_security"],
-        "tls_ca_dir": values["rtm_tls_ca_dir"],
         "tls_ca_cert": values["rtm_tls_ca_cert"],
         "groups": {part: settings.group(part) for part in GROUP_SETTINGS},
         "hosts": {"producers": members("producers"), "consumers": members("consumers")},
@@ -574,7 +572,18 @@ def layout_of(inventory: Inventory) -> Layout:
     if layout.problems:
         raise LayoutError(f"{inventory.source}: " + "\n".join(layout.problems))
     source = Path(inventory.source)
-    return replace(layout, inventory_dir=source if source.is_dir() else source.parent)
+    ca_dirs = {
+        str(h.vars["rtm_tls_ca_dir"])
+        for h in inventory.hosts.values()
+        if "rtm_tls_ca_dir" in h.vars
+    }
+    if len(ca_dirs) > 1:
+        raise LayoutError(f"{inventory.source}: rtm_tls_ca_dir differs between hosts: set it once")
+    return replace(
+        layout,
+        inventory_dir=source if source.is_dir() else source.parent,
+        tls_ca_dir=ca_dirs.pop() if ca_dirs else "",
+    )
 
 
 def load_layout(inventory: Path | str) -> Layout:
