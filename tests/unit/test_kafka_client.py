@@ -5,11 +5,12 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import jinja2
 import pytest
 import yaml
 
 from rtm.config import parse
-from rtm.kafka_client import Connection
+from rtm.kafka_client import Connection, Login, Tls
 
 ROOT = Path(__file__).resolve().parents[2]
 SEAM = ROOT / "app" / "rtm" / "kafka_client.py"
@@ -60,8 +61,57 @@ def test_no_client_is_built_and_no_broker_list_passed_outside_the_seam(path: Pat
     assert not found, f"build Kafka clients with rtm.kafka_client instead: {found}"
 
 
-def test_the_roles_tools_and_the_app_set_the_same_client_properties() -> None:
+def _role_client_properties(security: str) -> dict[str, str]:
     role_vars = yaml.safe_load((ROOT / "roles" / "rtm" / "vars" / "main.yml").read_text())
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined)  # noqa: S701 - no HTML here
+    expression = role_vars["_rtm_kafka_client_properties"].strip()[2:-2]
+    context = {**role_vars, "_rtm_layout": {"security": security}}
+    return env.compile_expression(expression)(**context)
+
+
+def test_the_roles_tools_and_the_app_set_the_same_client_properties() -> None:
     app = Connection(("b1:9092",)).java()
     del app["bootstrap.servers"]  # the tools take the brokers on their command line
-    assert role_vars["_rtm_kafka_client_properties"] == app
+    assert _role_client_properties("plaintext") == app
+    # Under tls the tools on a Kafka node show its certificate, from one file the broker reads too.
+    tools = _role_client_properties("tls")
+    ca = tools["ssl.truststore.location"]
+    node = Connection.of("b1:9094", tls=Tls(ca))
+    assert tools["security.protocol"] == node.security_protocol == "SSL"
+    assert {k: v for k, v in node.java().items() if k.startswith("ssl.truststore")} == {
+        k: v for k, v in tools.items() if k.startswith("ssl.truststore")
+    }
+
+
+def test_a_login_speaks_scram_over_tls_to_every_kind_of_client(tmp_path: Path) -> None:
+    login = Login("rtm-producer", 'pa"ss\\word')
+    conn = Connection.of("b1:9092", tls=Tls("/etc/rtm/ca.pem"), login=login)
+    assert conn.python() == {
+        "bootstrap_servers": ["b1:9092"],
+        "security_protocol": "SASL_SSL",
+        "ssl_cafile": "/etc/rtm/ca.pem",
+        "sasl_mechanism": "SCRAM-SHA-512",
+        "sasl_plain_username": "rtm-producer",
+        "sasl_plain_password": 'pa"ss\\word',
+    }
+    java = conn.java()
+    assert java["sasl.jaas.config"] == (
+        "org.apache.kafka.common.security.scram.ScramLoginModule required"
+        ' username="rtm-producer" password="pa\\"ss\\\\word";'
+    )
+    assert java["ssl.truststore.location"] == "/etc/rtm/ca.pem"
+    assert "pa" not in repr(login)
+    with pytest.raises(ValueError, match="needs TLS"):
+        Connection.of("b1:9092", login=login)
+
+
+def test_a_certificate_reaches_java_inline(tmp_path: Path) -> None:
+    (tmp_path / "c.pem").write_text("-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n")
+    (tmp_path / "c.key").write_text("-----BEGIN PRIVATE KEY-----\ny\n-----END PRIVATE KEY-----\n")
+    tls = Tls("ca.pem", str(tmp_path / "c.pem"), str(tmp_path / "c.key"))
+    conn = Connection.of("b1:9094", tls=tls)
+    assert conn.python()["ssl_certfile"] == str(tmp_path / "c.pem")
+    java = conn.java()
+    assert java["ssl.keystore.type"] == "PEM"
+    assert java["ssl.keystore.key"].endswith("-----END PRIVATE KEY-----")
+    assert java["ssl.keystore.certificate.chain"].startswith("-----BEGIN CERTIFICATE-----")
