@@ -188,6 +188,11 @@ REFUSED = (
         settings={"rtm_kafka_port": 2181},
     ),
     Case(
+        "internal_kafka_port_taken_under_tls",
+        "must be distinct numbers from 1 to 65535",
+        settings={"rtm_security": "tls", "rtm_kafka_internal_port": 9092},
+    ),
+    Case(
         "port_out_of_range",
         "must be distinct numbers from 1 to 65535",
         settings={"rtm_zookeeper_peer_port": 70000},

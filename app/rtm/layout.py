@@ -51,6 +51,7 @@ PORT_SETTINGS = {
     "zookeeper_election": "rtm_zookeeper_election_port",
     "kafka": "rtm_kafka_port",
     "kafka_controller": "rtm_kafka_controller_port",
+    "kafka_internal": "rtm_kafka_internal_port",
 }
 # The settings the layout is computed from: one value for the whole cluster.
 SETTINGS = (
@@ -249,6 +250,10 @@ def compute(
         "kafka_nodes": nodes,
         "kafka_node_ids": node_ids,
         "kafka_bootstrap_servers": ",".join(f"{addresses[h]}:{ports['kafka']}" for h in brokers),
+        # The brokers' own listener (rtm_security tls): replication, and the super users' tools.
+        "kafka_internal_servers": ",".join(
+            f"{addresses[h]}:{ports['kafka_internal']}" for h in brokers
+        ),
         "kafka_quorum_voters": ",".join(
             f"{node_ids[h]}@{addresses[h]}:{ports['kafka_controller']}" for h in controllers
         ),
@@ -256,12 +261,49 @@ def compute(
         "kafka_min_insync_replicas": 2 if len(brokers) >= 3 else 1,
         "ports": ports,
         "topics": topics,
+        **_kafka_access(cat, topics),
     }
     if not problems:
         problems += _cluster_problems(data, settings, hosts, members)
         problems += topic_problems
         problems += _host_setting_problems(cat, hosts, base)
     return Layout(data, tuple(problems))
+
+
+def _kafka_access(cat: Catalogue, topics: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """With rtm_security tls: the Kafka user (SCRAM login) of each client of the cluster and
+    the ACLs that give each the least it needs. The brokers and the controller's certificate
+    are the super users; nothing else may do anything without an ACL here."""
+    users = {"producer": "rtm-producer", "status": "rtm-status"}
+    users |= {job.name: f"rtm-{job.name}" for job in cat.jobs}
+
+    def topic(role: str) -> str:
+        return str(topics[role]["name"])
+
+    def allow(user: str, operations: list[str], **resource: Any) -> dict[str, Any]:
+        return {"principal": f"User:{users[user]}", "operations": operations, **resource}
+
+    idempotent = {"cluster": True}
+    acls = [
+        allow(
+            "producer",
+            ["Write", "Describe"],
+            topics=[topic(k.name) for k in cat.kinds] + [topic("dead_letter")],
+        ),
+        allow("producer", ["IdempotentWrite"], **idempotent),
+        # fab status: the cluster's brokers, and each topic's offsets and newest record.
+        allow("status", ["Describe"], **idempotent),
+        allow("status", ["Read", "Describe"], topics=[topic(role) for role in topics]),
+    ]
+    for job in cat.jobs:
+        acls += [
+            allow(job.name, ["Read", "Describe"], topics=[topic(k.name) for k in job.kinds]),
+            allow(job.name, ["Write", "Describe"], topics=[topic("alerts")]),
+            allow(job.name, ["IdempotentWrite"], **idempotent),
+            # Spark's Kafka source names its consumer groups by this prefix.
+            allow(job.name, ["Read"], group_prefix="spark-kafka-source"),
+        ]
+    return {"kafka_users": users, "kafka_acls": acls}
 
 
 def _settings(hosts: Mapping[str, Mapping[str, Any]], base: Mapping[str, Any]) -> _Settings:
@@ -393,7 +435,7 @@ def _cluster_problems(
         ("kafka", "kafka_controller")
         if kraft
         else ("zookeeper_client", "zookeeper_peer", "zookeeper_election", "kafka")
-    )
+    ) + (("kafka_internal",) if data["security"] == "tls" else ())
     chosen = {PORT_SETTINGS[p]: ports[p] for p in used}
     if len(set(chosen.values())) != len(chosen) or not all(
         1 <= p <= 65535 for p in chosen.values()
