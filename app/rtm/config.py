@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 from rtm.catalogue import catalogue
-from rtm.kafka_client import Connection
+from rtm.kafka_client import Connection, Login, Tls
 
 # Default topic names and alert thresholds: the catalogue's.
 DEFAULT_TOPICS = tuple((role, str(spec["name"])) for role, spec in catalogue().topic_specs.items())
@@ -58,10 +58,27 @@ class Topics:
         return self.for_kind("dead_letter")
 
 
+# The client name of the producer's login (a consumer job logs in under its job's name).
+PRODUCER = "producer"
+
+
 @dataclass(frozen=True)
 class KafkaConfig:
-    connection: Connection  # the brokers, and how every client reaches them
+    bootstrap_servers: tuple[str, ...]
     topics: Topics
+    # kafka.security (rtm_security tls): the cluster CA, and each client's login by client name
+    # (``producer``, or a consumer job's name); no CA: plaintext.
+    ca_file: str = ""
+    logins: tuple[tuple[str, Login], ...] = ()
+
+    def connection(self, client: str) -> Connection:
+        """How one client of this file (``producer`` or a job's name) reaches the brokers."""
+        if not self.ca_file:
+            return Connection(self.bootstrap_servers)
+        login = dict(self.logins).get(client)
+        if login is None:
+            raise ConfigError(f"kafka.security.logins.{client}: required key is missing")
+        return Connection(self.bootstrap_servers, Tls(self.ca_file), login)
 
 
 @dataclass(frozen=True)
@@ -318,8 +335,31 @@ def _kafka(sec: _Section) -> KafkaConfig:
     tsec.done()
     if len(set(names.values())) != len(names):
         raise ConfigError(f"{tsec.path}: every topic must have its own name, got {names}")
+    ca_file, logins = _security(sec.section("security")) if sec.raw("security") else ("", ())
     sec.done()
-    return KafkaConfig(connection=Connection(tuple(servers)), topics=Topics(tuple(names.items())))
+    return KafkaConfig(tuple(servers), Topics(tuple(names.items())), ca_file, logins)
+
+
+def _security(sec: _Section) -> tuple[str, tuple[tuple[str, Login], ...]]:
+    """kafka.security: ``ca_file`` and ``logins: {CLIENT: {username, password}}``."""
+    ca_file = sec.path_value("ca_file", required=True)
+    lsec = sec.section("logins")
+    clients = (PRODUCER, *(job.name for job in catalogue().jobs))
+    logins = []
+    for client in clients:
+        if lsec.raw(client) is None:
+            continue
+        one = lsec.section(client)
+        username, password = one.string("username", None), one.raw("password")
+        if username is None:
+            raise ConfigError(f"{one.key('username')}: required key is missing")
+        if not isinstance(password, str) or not password:
+            raise ConfigError(f"{one.key('password')}: expected a non-empty string")
+        one.done()
+        logins.append((client, Login(username, password)))
+    lsec.done()
+    sec.done()
+    return str(ca_file), tuple(logins)
 
 
 def _producer(sec: _Section) -> ProducerConfig:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import jinja2
 import pytest
 import yaml
 
-from rtm.config import parse
+from rtm.config import ConfigError, parse
 from rtm.kafka_client import Connection, Login, Tls
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,7 +35,52 @@ def test_a_connection_renders_the_same_brokers_for_every_kind_of_client() -> Non
 
 def test_the_app_config_gives_its_connection() -> None:
     config = parse({"kafka": {"bootstrap_servers": "b1:9092,b2:9092"}}, base=ROOT)
-    assert config.kafka.connection == Connection(("b1:9092", "b2:9092"))
+    assert config.kafka.connection("producer") == Connection(("b1:9092", "b2:9092"))
+
+
+def test_under_security_each_client_of_the_config_logs_in_as_itself(tmp_path: Path) -> None:
+    logins = {
+        "producer": {"username": "rtm-producer", "password": "p1"},
+        "net_disk": {"username": "rtm-net_disk", "password": "p2"},
+    }
+    kafka = {"bootstrap_servers": ["b1:9092"], "security": {"ca_file": "ca.pem", "logins": logins}}
+    config = parse({"kafka": kafka}, base=tmp_path)
+    ca = str(tmp_path / "ca.pem")
+    assert config.kafka.connection("producer") == Connection(
+        ("b1:9092",), Tls(ca), Login("rtm-producer", "p1")
+    )
+    assert config.kafka.connection("net_disk").login == Login("rtm-net_disk", "p2")
+    with pytest.raises(
+        ConfigError, match=r"kafka.security.logins.cpu_mem: required key is missing"
+    ):
+        config.kafka.connection("cpu_mem")
+
+
+@pytest.mark.parametrize(
+    ("security", "refusal"),
+    [
+        ({"logins": {}}, "kafka.security.ca_file: required key is missing"),
+        (
+            {"ca_file": "ca.pem", "logins": {"spy": {"username": "x", "password": "y"}}},
+            "kafka.security.logins.spy: unknown key",
+        ),
+        (
+            {"ca_file": "ca.pem", "logins": {"producer": {"password": "y"}}},
+            "kafka.security.logins.producer.username: required key is missing",
+        ),
+        (
+            {"ca_file": "ca.pem", "logins": {"producer": {"username": "x", "password": ""}}},
+            "kafka.security.logins.producer.password: expected a non-empty string",
+        ),
+    ],
+    ids=["no_ca", "unknown_client", "no_username", "empty_password"],
+)
+def test_a_broken_security_section_is_refused_by_its_key(
+    tmp_path: Path, security: dict[str, object], refusal: str
+) -> None:
+    kafka = {"bootstrap_servers": ["b1:9092"], "security": security}
+    with pytest.raises(ConfigError, match=re.escape(refusal)):
+        parse({"kafka": kafka}, base=tmp_path)
 
 
 def _sources() -> list[Path]:

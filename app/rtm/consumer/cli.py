@@ -86,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         config = load(args.config)
         consumer = config.require_consumer()
         ctx = JobContext(config, consumer, job(args.job), args.mode)
+        ctx.connection  # noqa: B018 - its login is checked before Spark starts
         spark = build_session(consumer, f"rtm-{args.job}-{args.mode}")
     except ConfigError as exc:
         log.error("configuration error: %s", exc)

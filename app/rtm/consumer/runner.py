@@ -47,7 +47,7 @@ class JobContext:
 
     @property
     def connection(self) -> Connection:
-        return self.config.kafka.connection
+        return self.config.kafka.connection(self.job.name)
 
     @property
     def subscribe(self) -> str:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from rtm import logsetup
-from rtm.config import Config, ConfigError, load
+from rtm.config import PRODUCER, Config, ConfigError, load
 from rtm.producer.publisher import ProducerLike, Publisher, kafka_producer
 from rtm.producer.replay import ReplayError
 from rtm.producer.service import Stopper, connect, live, replay
@@ -122,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     logsetup.configure(args.log_level)
     try:
         config = apply_overrides(load(args.config), args)
+        config.kafka.connection(PRODUCER)  # its login, checked before the first connection
     except ConfigError as exc:
         log.error("configuration error: %s", exc)
         return EXIT_CONFIG

@@ -33,7 +33,8 @@ from kafka import codec as kafka_codec
 from kafka.errors import KafkaError, KafkaTimeoutError
 
 from rtm import kafka_client
-from rtm.config import Config
+from rtm.config import PRODUCER, Config
+from rtm.kafka_client import Connection
 from rtm.records import format_ts
 
 log = logging.getLogger(__name__)
@@ -101,17 +102,20 @@ def compression_type(wanted: str) -> str | None:
     return "gzip"
 
 
-def kafka_producer(config: Config, client_id: str) -> KafkaProducer:
+def kafka_producer(
+    config: Config, client_id: str, connection: Connection | None = None
+) -> KafkaProducer:
     """A durable producer: acks=all, idempotent, compressed.
 
     The client itself retries a batch, under the same producer id and sequence numbers (the
     brokers drop a batch they already have), until ``delivery_timeout``: an outage shorter
     than that gives neither loss nor duplicates. A batch that expires is sent again by the
     publisher as a new one; if the brokers had written it before the outage, it is there
-    twice (at-least-once beyond the delivery timeout)."""
+    twice (at-least-once beyond the delivery timeout). It logs in as the config's producer,
+    unless given another ``connection`` (the drills')."""
     delivery = config.producer.delivery
     return kafka_client.producer(
-        config.kafka.connection,
+        connection or config.kafka.connection(PRODUCER),
         client_id=client_id,
         acks="all",
         enable_idempotence=True,

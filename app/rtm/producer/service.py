@@ -131,7 +131,7 @@ def connect(config: Config, stopper: Stopper, make: Callable[[], T]) -> T | None
 
     A producer started during an outage waits here, logging every minute, instead of failing
     again and again; what a previous run spooled stays on disk until then."""
-    servers = str(config.kafka.connection)
+    servers = ",".join(config.kafka.bootstrap_servers)
     started = time.monotonic()
     next_log = started
     while not stopper.stopped:
