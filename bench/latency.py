@@ -121,7 +121,7 @@ class AlertReader(threading.Thread):
         self.stop = threading.Event()
         self._prefix = prefix
         self._consumer = kafka_client.consumer(
-            target.layout.connection, enable_auto_commit=False, group_id=None
+            target.layout.connection(), enable_auto_commit=False, group_id=None
         )
         parts = sorted(self._consumer.partitions_for_topic(topic) or ())
         if not parts:
@@ -207,7 +207,7 @@ def one_run(target: Target, section: Section, plan: Plan, timing: Timing, trigge
     reader.start()
     sampler.start()
     try:
-        load = run_load(plan, target.bootstrap, topics, threading.Event())
+        load = run_load(plan, target.layout.connection("producer"), topics, threading.Event())
         time.sleep(timing.drain)
     finally:
         sampler.stop.set()
@@ -300,7 +300,7 @@ def warm_up(target: Target, timing: Timing) -> None:
     log.info("latency: warm-up, N=%d for %ds (not measured)", WARM_UP_SERVERS, timing.warm_up)
     plan = Plan(servers=WARM_UP_SERVERS, seconds=timing.warm_up, run_id=uuid.uuid4().hex[:8])
     topics = metric_topics(target)
-    run_load(plan, target.bootstrap, topics, threading.Event())
+    run_load(plan, target.layout.connection("producer"), topics, threading.Event())
 
 
 def _explain(section: Section) -> None:

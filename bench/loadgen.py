@@ -11,13 +11,14 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from rtm.catalogue import catalogue
 from rtm.config import parse
+from rtm.kafka_client import Connection
 from rtm.producer.publisher import kafka_producer
 from rtm.records import format_ts
 
@@ -115,11 +116,12 @@ def _event_time(now: float) -> tuple[float, bytes]:
 
 
 def run_load(
-    plan: Plan, bootstrap: Sequence[str], topics: Mapping[str, str], stop: threading.Event
+    plan: Plan, connection: Connection, topics: Mapping[str, str], stop: threading.Event
 ) -> LoadResult:
     """Send every server's four records each second for ``plan.seconds`` seconds."""
-    config = parse({"kafka": {"bootstrap_servers": list(bootstrap)}}, base=Path.cwd())
-    producer = kafka_producer(config, client_id="rtm-bench-load")
+    servers = list(connection.bootstrap_servers)
+    config = parse({"kafka": {"bootstrap_servers": servers}}, base=Path.cwd())
+    producer = kafka_producer(config, client_id="rtm-bench-load", connection=connection)
     batch = templates(plan, topics)
     result = LoadResult()
     lock = threading.Lock()

@@ -36,7 +36,7 @@ def first_alerts(inventory: Path, count: int, timeout: float) -> list[dict[str, 
     topic = layout.topic("alerts")
     log.info("waiting up to %.0fs for %d alerts on %s", timeout, count, topic)
     consumer = kafka_client.consumer(
-        layout.connection,
+        layout.connection(),
         topic,
         auto_offset_reset="earliest",
         enable_auto_commit=False,

@@ -31,6 +31,7 @@ from kafka.errors import KafkaError
 from rtm import kafka_client
 from rtm.config import parse
 from rtm.kafka_client import Connection
+from rtm.layout import LayoutError, load_layout
 from rtm.logsetup import configure
 from rtm.producer.publisher import kafka_producer
 
@@ -80,7 +81,7 @@ def record(run: str, seq: int, size: int) -> bytes:
 
 
 def produce(
-    bootstrap_servers: Sequence[str],
+    connection: Connection,
     topic: str,
     *,
     rate: float,
@@ -89,8 +90,9 @@ def produce(
     stop: threading.Event,
 ) -> ProduceResult:
     """Send ``rate`` numbered records a second for ``duration`` seconds (or until ``stop``)."""
-    config = parse({"kafka": {"bootstrap_servers": list(bootstrap_servers)}}, base=Path.cwd())
-    producer = kafka_producer(config, client_id="rtm-drill")
+    servers = list(connection.bootstrap_servers)
+    config = parse({"kafka": {"bootstrap_servers": servers}}, base=Path.cwd())
+    producer = kafka_producer(config, client_id="rtm-drill", connection=connection)
     result = ProduceResult(run=uuid.uuid4().hex[:12], topic=topic)
     lock = threading.Lock()
 
@@ -135,13 +137,11 @@ def produce(
     return result
 
 
-def audit(
-    bootstrap_servers: Sequence[str], produced: dict[str, Any], *, timeout: float = 120
-) -> Audit:
+def audit(connection: Connection, produced: dict[str, Any], *, timeout: float = 120) -> Audit:
     """Read the whole topic and count this run's records against what was acknowledged."""
     topic, run = produced["topic"], produced["run"]
     consumer = kafka_client.consumer(
-        Connection.of(bootstrap_servers),
+        connection,
         enable_auto_commit=False,
         group_id=None,
         consumer_timeout_ms=2000,
@@ -187,9 +187,14 @@ def _parser() -> argparse.ArgumentParser:
         prog="rtm-drill",
         description="Stream numbered records during a failure drill, then audit the topic.",
     )
-    parser.add_argument(
-        "--bootstrap-servers", required=True, help="comma-separated host:port of the brokers"
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument(
+        "--inventory",
+        type=Path,
+        help="the cluster's inventory: its brokers, and under rtm_security tls the controller's"
+        " certificate (a super user: the drill's topic has no ACL for the pipeline's users)",
     )
+    where.add_argument("--bootstrap-servers", help="comma-separated host:port of plaintext brokers")
     sub = parser.add_subparsers(dest="command", required=True)
     prod = sub.add_parser("produce", help="stream numbered records; write what was acknowledged")
     prod.add_argument("--topic", required=True)
@@ -206,7 +211,14 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     configure("INFO")
-    servers = [s.strip() for s in args.bootstrap_servers.split(",") if s.strip()]
+    try:
+        connection = (
+            load_layout(args.inventory).admin_connection()
+            if args.inventory
+            else Connection.of(args.bootstrap_servers)
+        )
+    except (LayoutError, ValueError) as exc:
+        raise SystemExit(f"rtm-drill: {exc}") from exc
     if args.command == "produce":
         if args.rate <= 0 or args.duration <= 0 or args.size <= 0:
             raise SystemExit("rtm-drill produce: --rate, --duration and --size must be positive")
@@ -214,7 +226,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())
         result = produce(
-            servers, args.topic, rate=args.rate, duration=args.duration, size=args.size, stop=stop
+            connection,
+            args.topic,
+            rate=args.rate,
+            duration=args.duration,
+            size=args.size,
+            stop=stop,
         )
         args.out.write_text(json.dumps(result.to_json()) + "\n")
         log.info(
@@ -225,7 +242,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             result.failed,
         )
         return 0
-    report = audit(servers, json.loads(args.produced.read_text()), timeout=args.timeout)
+    report = audit(connection, json.loads(args.produced.read_text()), timeout=args.timeout)
     json.dump(asdict(report) | {"ok": report.ok}, sys.stdout)
     sys.stdout.write("\n")
     return 0 if report.ok else 1

@@ -113,6 +113,14 @@ class Connection:
         return props
 
 
+def properties(settings: dict[str, str]) -> str:
+    """Java properties text of client settings (a tool's --command-config file): a PEM's line
+    breaks and a password's backslashes survive the reading."""
+    escaped = {"\\": "\\\\", "\n": "\\n", "\r": "\\r"}
+    lines = ["".join(escaped.get(c, c) for c in f"{k}={v}") for k, v in sorted(settings.items())]
+    return "\n".join(lines) + "\n"
+
+
 def _pem(path: str) -> str:
     return Path(path).read_text(encoding="ascii").strip()
 

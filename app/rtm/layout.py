@@ -65,6 +65,14 @@ SETTINGS = (
     "rtm_topic_retention_ms",
     "rtm_topics",
 )
+# Settings of the controller's tools only (where its CA and the Kafka passwords are): read by
+# fab status, the demo, the drills and the benchmarks, never by the hosts.
+CONTROLLER_SETTINGS = (
+    "rtm_tls_ca_dir",
+    "rtm_secrets_file",
+    "rtm_vault_password_file",
+    "rtm_kafka_passwords",
+)
 # Settings a host may have of its own (one laptop offline, thresholds only where the jobs
 # run), checked here for every host before anything is deployed.
 HOST_SETTINGS = ("rtm_install_source", "rtm_app_thresholds")
@@ -109,21 +117,54 @@ class Layout:
 
     data: dict[str, Any]
     problems: tuple[str, ...] = field(default=())
-    # Where the inventory's files are, and the controller's CA directory (rtm_tls_ca_dir,
-    # often beside them): paths of the controller, which the hosts' layout does without.
+    # Where the inventory's files are, and the controller's own settings (CONTROLLER_SETTINGS:
+    # the CA directory, the secrets, often beside them), which the hosts' layout does without.
     inventory_dir: Path | None = None
-    tls_ca_dir: str = ""
+    controller: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def bootstrap_servers(self) -> list[str]:
         return [s for s in str(self.data["kafka_bootstrap_servers"]).split(",") if s]
 
-    @property
-    def connection(self) -> Connection:
-        """How the controller's clients (fab status, the demo, the benchmarks) reach Kafka."""
-        from rtm.kafka_client import Connection  # noqa: PLC0415 - Ansible's lookup has no kafka
+    def connection(self, client: str = "status") -> Connection:
+        """How the controller's tools reach Kafka as one of the cluster's clients (``status``:
+        fab status and the demo; ``producer``: the benchmarks' load); under tls, logged in as
+        that client's Kafka user with the password kept on the controller."""
+        from rtm.kafka_client import Connection, Login, Tls  # noqa: PLC0415 - no kafka in Ansible
 
-        return Connection.of(self.bootstrap_servers)
+        if not self.tls:
+            return Connection.of(self.bootstrap_servers)
+        user = str(self.data["kafka_users"][client])
+        login = Login(user, self._password(user))
+        return Connection.of(self.bootstrap_servers, tls=Tls(str(self.ca_cert())), login=login)
+
+    def admin_connection(self) -> Connection:
+        """The controller as a super user (under tls, its certificate on the brokers' own
+        listener): the drills and the benchmarks, which make and delete their own topics."""
+        from rtm.kafka_client import Connection, Tls  # noqa: PLC0415 - no kafka in Ansible
+
+        if not self.tls:
+            return Connection.of(self.bootstrap_servers)
+        pki = self._ca_dir()
+        tls = Tls(str(self.ca_cert()), str(pki / "controller.pem"), str(pki / "controller.key"))
+        return Connection.of(str(self.data["kafka_internal_servers"]), tls=tls)
+
+    def _password(self, user: str) -> str:
+        given = self.controller.get("rtm_kafka_passwords") or {}
+        if user in given:
+            return str(given[user])
+        from rtm.secrets import SecretsError, kafka_passwords  # noqa: PLC0415 - ansible-vault
+
+        where = self._inventory_dir()
+        secrets = Path(self.controller.get("rtm_secrets_file") or where / ".secrets.yml")
+        vault = Path(self.controller.get("rtm_vault_password_file") or where / ".vault-password")
+        try:
+            kept = kafka_passwords(secrets, vault)
+        except SecretsError as exc:
+            raise LayoutError(f"the password of Kafka user {user}: {exc}") from exc
+        if user not in kept:
+            raise LayoutError(f"{secrets} keeps no password for Kafka user {user}: run site.yml")
+        return kept[user]
 
     @property
     def host_addresses(self) -> dict[str, str]:
@@ -163,10 +204,18 @@ class Layout:
         controller's client certificate the roles made beside it; None in plaintext."""
         if not self.tls:
             return None
-        ca_dir = Path(self.tls_ca_dir) if self.tls_ca_dir else self._inventory_dir() / ".pki"
-        context = ssl.create_default_context(cafile=self.data["tls_ca_cert"] or ca_dir / "ca.pem")
+        ca_dir = self._ca_dir()
+        context = ssl.create_default_context(cafile=self.ca_cert())
         context.load_cert_chain(ca_dir / "controller.pem", ca_dir / "controller.key")
         return context
+
+    def ca_cert(self) -> Path:
+        """The cluster CA's certificate on the controller."""
+        return Path(self.data["tls_ca_cert"] or self._ca_dir() / "ca.pem")
+
+    def _ca_dir(self) -> Path:
+        ca_dir = self.controller.get("rtm_tls_ca_dir")
+        return Path(ca_dir) if ca_dir else self._inventory_dir() / ".pki"
 
     def _inventory_dir(self) -> Path:
         if self.inventory_dir is None:
@@ -614,17 +663,19 @@ def layout_of(inventory: Inventory) -> Layout:
     if layout.problems:
         raise LayoutError(f"{inventory.source}: " + "\n".join(layout.problems))
     source = Path(inventory.source)
-    ca_dirs = {
-        str(h.vars["rtm_tls_ca_dir"])
-        for h in inventory.hosts.values()
-        if "rtm_tls_ca_dir" in h.vars
-    }
-    if len(ca_dirs) > 1:
-        raise LayoutError(f"{inventory.source}: rtm_tls_ca_dir differs between hosts: set it once")
+    controller = {}
+    for key in CONTROLLER_SETTINGS:
+        values = {
+            json.dumps(h.vars[key], sort_keys=True, default=str)
+            for h in inventory.hosts.values()
+            if key in h.vars
+        }
+        if len(values) > 1:
+            raise LayoutError(f"{inventory.source}: {key} differs between hosts: set it once")
+        if values:
+            controller[key] = json.loads(values.pop())
     return replace(
-        layout,
-        inventory_dir=source if source.is_dir() else source.parent,
-        tls_ca_dir=ca_dirs.pop() if ca_dirs else "",
+        layout, inventory_dir=source if source.is_dir() else source.parent, controller=controller
     )
 
 

@@ -12,6 +12,7 @@ from kafka import KafkaProducer
 from rtm_broker import Broker
 
 from rtm import drill
+from rtm.kafka_client import Connection
 
 
 @pytest.fixture
@@ -36,7 +37,7 @@ def test_a_clean_run_finds_every_acknowledged_record_once(broker, topic, tmp_pat
     assert produced["sent"] >= 600
     assert produced["acknowledged"] == produced["sent"]
     assert produced["failed"] == 0
-    report = drill.audit([broker.bootstrap], produced)
+    report = drill.audit(Connection.of(broker.bootstrap), produced)
     assert (report.found, report.lost, report.duplicated) == (produced["sent"], 0, 0)
     assert report.ok
 
@@ -52,7 +53,7 @@ def test_an_acknowledged_record_missing_from_the_topic_is_reported_lost(
     produced = _produce(broker, topic, tmp_path, seconds=1)
     never_sent = produced["sent"] + 5
     produced["acked"].append(never_sent)
-    report = drill.audit([broker.bootstrap], produced)
+    report = drill.audit(Connection.of(broker.bootstrap), produced)
     assert report.lost == 1
     assert report.lost_examples == (never_sent,)
     assert not report.ok
@@ -63,7 +64,7 @@ def test_a_record_written_twice_is_reported_duplicated(broker, topic, tmp_path) 
     again = KafkaProducer(bootstrap_servers=[broker.bootstrap])
     again.send(topic, drill.record(produced["run"], 3, 150)).get(timeout=30)
     again.close()
-    report = drill.audit([broker.bootstrap], produced)
+    report = drill.audit(Connection.of(broker.bootstrap), produced)
     assert report.duplicated == 1
     assert report.lost == 0
     assert not report.ok
@@ -72,6 +73,8 @@ def test_a_record_written_twice_is_reported_duplicated(broker, topic, tmp_path) 
 def test_stop_ends_a_stream_early_and_keeps_what_was_acknowledged(broker, topic) -> None:
     stop = threading.Event()
     threading.Timer(1.5, stop.set).start()
-    result = drill.produce([broker.bootstrap], topic, rate=100, duration=600, size=150, stop=stop)
+    result = drill.produce(
+        Connection.of(broker.bootstrap), topic, rate=100, duration=600, size=150, stop=stop
+    )
     assert 0 < result.sent < 600 * 100  # stopped long before the duration ran out
     assert len(result.acked) == result.sent

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from inventory_cases import REFUSED, VALID, Case, dig, inventory_groups, settings
+from pki import Pki
 from rtm import layout
 
 REPO_DEFAULTS = layout.REPO / "roles"
@@ -78,44 +79,54 @@ def test_per_host_settings_may_differ_and_each_value_is_checked() -> None:
     assert problem.endswith("(on consumer2)")
 
 
-def _pki(directory: Path) -> None:
-    """A CA and the controller's client certificate, as the roles' tls tasks leave them."""
-    from datetime import UTC, datetime, timedelta  # noqa: PLC0415
-
-    from cryptography import x509  # noqa: PLC0415
-    from cryptography.hazmat.primitives import hashes, serialization  # noqa: PLC0415
-    from cryptography.hazmat.primitives.asymmetric import ec  # noqa: PLC0415
-    from cryptography.x509.oid import NameOID  # noqa: PLC0415
-
-    def name(cn: str) -> x509.Name:
-        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-
-    def cert(subject: str, key, issuer: str, signer, ca: bool) -> x509.Certificate:
-        now = datetime.now(UTC)
-        return (
-            x509.CertificateBuilder(name(subject), name(issuer), key.public_key(),
-                                    x509.random_serial_number(), now, now + timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-            .sign(signer, hashes.SHA256())
-        )  # fmt: skip
-
-    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
-    directory.mkdir()
-    pem = serialization.Encoding.PEM
-    (directory / "ca.pem").write_bytes(cert("ca", ca_key, "ca", ca_key, True).public_bytes(pem))
-    (directory / "controller.pem").write_bytes(
-        cert("rtm-controller", key, "ca", ca_key, False).public_bytes(pem)
-    )
-    (directory / "controller.key").write_bytes(
-        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-
-
 def test_the_controller_speaks_tls_with_the_pki_beside_the_inventory(tmp_path: Path) -> None:
-    _pki(tmp_path / ".pki")
+    pki = Pki(tmp_path / ".pki")
+    pki.issue("controller", "rtm-controller")
     case = Case("tls", None, settings={"rtm_security": "tls"})
     secured = replace(compute(case), inventory_dir=tmp_path)
     context = secured.controller_tls()
     assert context is not None
     assert [c["subject"] for c in context.get_ca_certs()] == [((("commonName", "ca"),),)]
     assert compute(Case("plain", None)).controller_tls() is None
+
+
+def _sealed(directory: Path, passwords: dict[str, str]) -> None:
+    """The secrets file and its vault password, as roles/tls/tasks/secrets.yml leaves them."""
+    from ansible.parsing.vault import VaultLib, VaultSecret  # noqa: PLC0415
+
+    (directory / ".vault-password").write_text("s3cret-vault\n")
+    vault = VaultLib([("default", VaultSecret(b"s3cret-vault"))])
+    text = yaml.safe_dump({"kafka_passwords": passwords})
+    (directory / ".secrets.yml").write_bytes(vault.encrypt(text))
+
+
+def test_under_tls_the_controller_logs_in_with_the_kept_password(tmp_path: Path) -> None:
+    Pki(tmp_path / ".pki").issue("controller", "rtm-controller")
+    _sealed(tmp_path, {"rtm-status": "kept-status", "rtm-producer": "kept-producer"})
+    case = Case("tls", None, settings={"rtm_security": "tls"})
+    secured = replace(compute(case), inventory_dir=tmp_path)
+    status = secured.connection()
+    assert status.login is not None
+    assert (status.login.username, status.login.password) == ("rtm-status", "kept-status")
+    assert status.tls is not None
+    assert status.tls.ca_file == str(tmp_path / ".pki" / "ca.pem")
+    assert secured.connection("producer").security_protocol == "SASL_SSL"
+    given = replace(secured, controller={"rtm_kafka_passwords": {"rtm-status": "given"}})
+    assert given.connection().login == replace(status.login, password="given")  # noqa: S106
+    admin = secured.admin_connection()
+    assert admin.security_protocol == "SSL"
+    assert admin.bootstrap_servers == ("192.0.2.11:9094",)
+    assert compute(Case("plain", None)).connection().security_protocol == "PLAINTEXT"
+
+
+def test_a_missing_or_foreign_secrets_file_is_named(tmp_path: Path) -> None:
+    case = Case("tls", None, settings={"rtm_security": "tls"})
+    secured = replace(compute(case), inventory_dir=tmp_path)
+    with pytest.raises(layout.LayoutError, match=r"\.vault-password: No such file"):
+        secured.connection()
+    _sealed(tmp_path, {"rtm-producer": "p"})
+    with pytest.raises(layout.LayoutError, match="keeps no password for Kafka user rtm-status"):
+        secured.connection()
+    (tmp_path / ".vault-password").write_text("another\n")
+    with pytest.raises(layout.LayoutError, match=r"cannot open it with .*\.vault-password"):
+        secured.connection()

@@ -12,7 +12,8 @@ from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from rtm import kafka_client
 from rtm.health.report import CLUSTER, Check
-from rtm.layout import Layout
+from rtm.kafka_client import Connection
+from rtm.layout import Layout, LayoutError
 
 
 def srvr(address: str, port: int, timeout: float, tls: ssl.SSLContext | None = None) -> str:
@@ -79,14 +80,18 @@ class KafkaView:
 def kafka_checks(layout: Layout, timeout: float) -> tuple[list[Check], KafkaView | None]:
     ms = int(timeout * 1000)
     try:
-        admin = kafka_client.admin(layout.connection, request_timeout_ms=ms)
+        connection = layout.connection()
+    except LayoutError as exc:
+        return [Check(CLUSTER, "kafka login", False, str(exc))], None
+    try:
+        admin = kafka_client.admin(connection, request_timeout_ms=ms)
     except Exception as exc:  # kafka-python raises several unrelated types
-        return [Check(CLUSTER, "kafka reachable", False, f"{layout.connection}: {exc}")], None
+        return [Check(CLUSTER, "kafka reachable", False, f"{connection}: {exc}")], None
     try:
         checks = _broker_checks(admin, layout) + _topic_checks(admin, layout)
     finally:
         admin.close()
-    return checks, _offsets(layout, ms)
+    return checks, _offsets(connection, layout, ms)
 
 
 def _broker_checks(admin: KafkaAdminClient, layout: Layout) -> list[Check]:
@@ -133,9 +138,9 @@ def _topic_checks(admin: KafkaAdminClient, layout: Layout) -> list[Check]:
     return checks
 
 
-def _offsets(layout: Layout, ms: int) -> KafkaView:
+def _offsets(connection: Connection, layout: Layout, ms: int) -> KafkaView:
     consumer = kafka_client.consumer(
-        layout.connection,
+        connection,
         enable_auto_commit=False,
         request_timeout_ms=max(ms, 11000),
         consumer_timeout_ms=ms,
