@@ -125,14 +125,6 @@ def test_a_host_that_fits_passes(tmp_path: Path, extra: dict[str, object]) -> No
                 " run `make artifacts` on the controller first."
             ],
         ),
-        (
-            {"_rtm_layout": {"kafka_bootstrap_servers": "10.0.0.1:9092", "security": "tls"}},
-            [
-                "rtm_app: rtm_security is tls, but the producer and the consumer jobs cannot log in"
-                " to Kafka yet (they speak plaintext only): set rtm_security: plaintext for the"
-                " pipeline hosts' cluster, or deploy only ZooKeeper and Kafka (ansible/infra.yml)."
-            ],
-        ),
         ({"rtm_install_source": "online"}, []),
         (
             {"rtm_install_source": "online", "_rtm_app_manifest": {"files": {}}},
@@ -145,7 +137,6 @@ def test_a_host_that_fits_passes(tmp_path: Path, extra: dict[str, object]) -> No
     ids=[
         "fits",
         "no_brokers",
-        "tls_without_logins",
         "no_rtm_wheel",
         "online_fits",
         "online_without_the_lock",

@@ -65,3 +65,39 @@ def test_no_config_yet_and_an_unknown_service() -> None:
     assert reads(None, "producer", JOBS) == {}
     with pytest.raises(AnsibleFilterError, match="'nope' is neither 'producer' nor a job"):
         reads(CONFIG, "nope", JOBS)
+
+
+def _secured(config: dict) -> None:
+    logins = {c: {"username": f"rtm-{c}", "password": "old"} for c in ("producer", *JOBS)}
+    config["kafka"]["security"] = {"ca_file": "/etc/rtm/kafka-ca.pem", "logins": logins}
+
+
+def test_a_rotated_password_restarts_only_the_service_that_logs_in_with_it() -> None:
+    secured = copy.deepcopy(CONFIG)
+    _secured(secured)
+    for service in ("producer", *JOBS):
+        after = copy.deepcopy(secured)
+        after["kafka"]["security"]["logins"][service]["password"] = "new"  # noqa: S105
+        changed = {
+            s for s in ("producer", *JOBS) if reads(secured, s, JOBS) != reads(after, s, JOBS)
+        }
+        assert changed == {service}
+
+
+def test_a_new_ca_restarts_every_service() -> None:
+    secured = copy.deepcopy(CONFIG)
+    _secured(secured)
+    after = copy.deepcopy(secured)
+    after["kafka"]["security"]["ca_file"] = "/etc/rtm/other-ca.pem"
+    assert {s for s in ("producer", *JOBS) if reads(secured, s, JOBS) != reads(after, s, JOBS)} == {
+        "producer",
+        *JOBS,
+    }
+
+
+def test_logins_name_each_client_user_and_password() -> None:
+    users = {"producer": "rtm-producer", "cpu_mem": "rtm-cpu_mem"}
+    logins = filters.rtm_app_logins(["producer"], users, {"rtm-producer": "pw"})
+    assert logins == {"producer": {"username": "rtm-producer", "password": "pw"}}
+    with pytest.raises(AnsibleFilterError, match="no password for rtm-cpu_mem"):
+        filters.rtm_app_logins(["cpu_mem"], users, {})
