@@ -1,4 +1,8 @@
-"""A real ZooKeeper + Kafka broker on 127.0.0.1, run from the artifact cache for the tests."""
+"""A real ZooKeeper + Kafka broker on 127.0.0.1, run from the artifact cache for the tests.
+
+Besides its plaintext listener (the anonymous user is a super user there) it has the two of
+rtm_security tls: SCRAM logins over TLS for clients (``client``), and certificates from its own
+CA for super users (``internal``), under the ACL authorizer."""
 
 from __future__ import annotations
 
@@ -14,6 +18,9 @@ from pathlib import Path
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+from pki import Pki
+from rtm.kafka_client import Tls
 
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 90.0
@@ -53,11 +60,57 @@ class Broker:
     workdir: Path
     zk_port: int = 0
     kafka_port: int = 0
+    client_port: int = 0
+    internal_port: int = 0
     _kafka: list[subprocess.Popen[bytes]] = field(default_factory=list)  # the current JVM
 
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def client(self) -> str:
+        return f"127.0.0.1:{self.client_port}"
+
+    @property
+    def internal(self) -> str:
+        return f"127.0.0.1:{self.internal_port}"
+
+    @property
+    def controller_tls(self) -> Tls:
+        """The CA, and the certificate of a super user (what the controller has)."""
+        pki = self.workdir / "pki"
+        return Tls(str(pki / "ca.pem"), str(pki / "controller.pem"), str(pki / "controller.key"))
+
+    def _tls_settings(self) -> dict[str, object]:
+        pki = Pki(self.workdir / "pki")
+        node = pki.node("broker", "kafka", "127.0.0.1")
+        pki.issue("controller", "rtm-controller")
+        listeners = ",".join(
+            f"{name}://127.0.0.1:{port}"
+            for name, port in (
+                ("PLAINTEXT", self.kafka_port),
+                ("CLIENT", self.client_port),
+                ("INTERNAL", self.internal_port),
+            )
+        )
+        return {
+            "listeners": listeners,
+            "advertised.listeners": listeners,
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CLIENT:SASL_SSL,INTERNAL:SSL",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "sasl.enabled.mechanisms": "SCRAM-SHA-512",
+            "listener.name.client.scram-sha-512.sasl.jaas.config": (
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+            ),
+            "listener.name.internal.ssl.client.auth": "required",
+            "ssl.keystore.type": "PEM",
+            "ssl.keystore.location": node,
+            "ssl.truststore.type": "PEM",
+            "ssl.truststore.location": pki.ca,
+            "authorizer.class.name": "kafka.security.authorizer.AclAuthorizer",
+            "super.users": "User:ANONYMOUS;User:CN=kafka;User:CN=rtm-controller",
+        }
 
     def _java(self, main_class: str, props: Path, name: str) -> subprocess.Popen[bytes]:
         cmd = [
@@ -80,6 +133,7 @@ class Broker:
     @contextlib.contextmanager
     def running(self) -> Iterator[Broker]:
         self.zk_port, self.kafka_port = free_port(), free_port()
+        self.client_port, self.internal_port = free_port(), free_port()
         zk_props, kafka_props = self.workdir / "zk.properties", self.workdir / "server.properties"
         _write_properties(
             zk_props,
@@ -95,8 +149,7 @@ class Broker:
             kafka_props,
             {
                 "broker.id": 0,
-                "listeners": f"PLAINTEXT://127.0.0.1:{self.kafka_port}",
-                "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.kafka_port}",
+                **self._tls_settings(),
                 "log.dirs": self.workdir / "kafka-logs",
                 "zookeeper.connect": f"127.0.0.1:{self.zk_port}",
                 "offsets.topic.replication.factor": 1,
