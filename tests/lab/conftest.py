@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from rtm.lab.machine import SSH_OPTIONS
+from rtm.layout import Layout, load_layout
 
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = REPO / ".venv" / "bin"
@@ -30,6 +31,13 @@ _RECAP = re.compile(
 )
 _HEADER = re.compile(r"^(?P<kind>PLAY|TASK|RUNNING HANDLER) \[(?P<name>.*)\] \*+$")
 _RESULT = re.compile(r"^(ok|changed|skipping|failed|fatal): \[")
+# The tools' client settings on every Kafka node (kafka_dist_client_config), and the flag each
+# console tool reads them with.
+CLIENT_PROPERTIES = "/opt/kafka/client.properties"
+_CLIENT_CONFIG_FLAGS = {
+    "kafka-console-producer": "--producer.config",
+    "kafka-console-consumer": "--consumer.config",
+}
 
 
 def tool(name: str) -> str:
@@ -91,11 +99,38 @@ class Lab:
         )
         return PlaybookRun(proc.returncode, proc.stdout + proc.stderr)
 
-    def topics(self, host: str, bootstrap: str) -> dict[str, dict[str, str]]:
-        """``kafka-topics --describe`` on a host, one dict of fields per topic."""
-        result = self.ssh(
-            host, f"kafka-topics --bootstrap-server {bootstrap} --describe --exclude-internal"
+    @property
+    def layout(self) -> Layout:
+        return load_layout(self.inventory)
+
+    def kafka_tool(
+        self, host: str, command: str, *, timeout: float = 120, stdin: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """A Kafka tool on a Kafka node as the roles run it, whatever rtm_security says: the
+        node's client settings, on the listener they are for (under tls the brokers' own,
+        with the node's certificate)."""
+        layout = self.layout
+        port = layout.port("kafka_internal" if layout.tls else "kafka")
+        servers = ",".join(f"{self.addresses[b]}:{port}" for b in layout.kafka_brokers)
+        tool = command.split(maxsplit=1)[0]
+        flag = _CLIENT_CONFIG_FLAGS.get(tool, "--command-config")
+        return self.ssh(
+            host,
+            f"{command} --bootstrap-server {servers} {flag} {CLIENT_PROPERTIES}",
+            timeout=timeout,
+            stdin=stdin,
         )
+
+    def zookeeper_shell(self, host: str, command: str) -> subprocess.CompletedProcess[str]:
+        """zookeeper-shell on a broker, as the broker reaches ZooKeeper (under tls, with its
+        certificate: the client port takes nothing else)."""
+        layout = self.layout
+        tls = " -zk-tls-config-file /etc/kafka/server.properties" if layout.tls else ""
+        return self.ssh(host, f"zookeeper-shell {layout.data['zookeeper_connect']}{tls} {command}")
+
+    def topics(self, host: str) -> dict[str, dict[str, str]]:
+        """``kafka-topics --describe`` on a host, one dict of fields per topic."""
+        result = self.kafka_tool(host, "kafka-topics --describe --exclude-internal")
         assert result.returncode == 0, result.stderr
         return {
             fields["Topic"]: fields
@@ -205,6 +240,7 @@ _MODULE_ORDER = (
     "test_drills",
     "test_infra_zookeeper_mode",
     "test_pipeline_e2e",
+    "test_security",
 )
 
 

@@ -24,7 +24,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from kafka import KafkaConsumer, TopicPartition
+from kafka import TopicPartition
 from labkit import (
     EXPECTED_ALERT_IDS,
     EXPECTED_ALERTS,
@@ -34,6 +34,7 @@ from labkit import (
     wait_for,
 )
 
+from rtm import kafka_client
 from rtm.catalogue import catalogue
 from rtm.health.cluster import zookeeper_mode
 from rtm.lab import lab as rtm_lab
@@ -65,19 +66,14 @@ DRILL_SETTINGS = (
 )
 
 
-def bootstrap(lab) -> str:
-    return ",".join(f"{lab.addresses[b]}:9092" for b in BROKERS)
-
-
 @pytest.fixture(scope="module")
 def cluster(lab_ha, deploy):
     run = deploy(lab_ha, "ansible/site.yml", *DRILL_SETTINGS)
     assert run.returncode == 0, run.output[-6000:]
-    created = lab_ha.ssh(
+    created = lab_ha.kafka_tool(
         BROKERS[0],
-        f"kafka-topics --bootstrap-server {bootstrap(lab_ha)} --create --if-not-exists"
-        f" --topic {DRILL_TOPIC} --partitions 6 --replication-factor 3"
-        " --config min.insync.replicas=2",
+        f"kafka-topics --create --if-not-exists --topic {DRILL_TOPIC} --partitions 6"
+        " --replication-factor 3 --config min.insync.replicas=2",
     )
     assert created.returncode == 0, created.stderr
     return lab_ha
@@ -89,7 +85,7 @@ class Stream:
     def __init__(self, lab, out: Path, rate: int = 200) -> None:
         self.lab, self.out = lab, out
         self.proc = subprocess.Popen(
-            [DRILL, "--bootstrap-servers", bootstrap(lab), "produce", "--topic", DRILL_TOPIC,
+            [DRILL, "--inventory", str(lab.inventory), "produce", "--topic", DRILL_TOPIC,
              "--rate", str(rate), "--duration", "1200", "--out", str(out)],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
@@ -100,7 +96,7 @@ class Stream:
         log, _ = self.proc.communicate(timeout=300)
         assert self.proc.returncode == 0, log[-4000:]
         audit = subprocess.run(
-            [DRILL, "--bootstrap-servers", bootstrap(self.lab), "audit", "--produced",
+            [DRILL, "--inventory", str(self.lab.inventory), "audit", "--produced",
              str(self.out), "--timeout", "180"],
             capture_output=True, text=True, timeout=300, check=False,
         )  # fmt: skip
@@ -112,11 +108,8 @@ class Stream:
 
 def healthy_partitions(lab) -> bool:
     """Every broker registered and no partition under-replicated, asked through broker1."""
-    result = lab.ssh(
-        BROKERS[0],
-        f"kafka-topics --bootstrap-server {bootstrap(lab)} --describe"
-        " --under-replicated-partitions",
-        timeout=60,
+    result = lab.kafka_tool(
+        BROKERS[0], "kafka-topics --describe --under-replicated-partitions", timeout=60
     )
     return result.returncode == 0 and not result.stdout.strip()
 
@@ -163,7 +156,8 @@ def test_consumer_killed_mid_stream_leaves_the_same_alert_files(cluster) -> None
 
 
 def test_losing_the_zookeeper_leader_keeps_the_pipeline_flowing(cluster, tmp_path) -> None:
-    modes = {h: zookeeper_mode(cluster.addresses[h], 2181, timeout=5) for h in BROKERS}
+    port, tls = cluster.layout.port("zookeeper_client"), cluster.layout.controller_tls()
+    modes = {h: zookeeper_mode(cluster.addresses[h], port, 5, tls) for h in BROKERS}
     leader = next(h for h, mode in modes.items() if mode == "leader")
     assert cluster.ssh(leader, "systemctl stop zookeeper.service").returncode == 0
     try:
@@ -292,7 +286,7 @@ def caught_up(lab, directory: str) -> dict:
 
 def metric_records(lab, since_ms: int) -> list[dict]:
     """Every record in the metric topics produced since ``since_ms``, with its topic."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap(lab).split(","), enable_auto_commit=False)
+    consumer = kafka_client.consumer(lab.layout.admin_connection(), enable_auto_commit=False)
     try:
         parts = [
             TopicPartition(t, p) for t in METRIC_TOPICS for p in consumer.partitions_for_topic(t)

@@ -32,10 +32,6 @@ def first_run(lab_ha, deploy):
     return run
 
 
-def bootstrap(lab_ha) -> str:
-    return ",".join(f"{lab_ha.addresses[b]}:9092" for b in BROKERS)
-
-
 def test_every_node_runs_kafka_and_no_zookeeper(lab_ha, first_run) -> None:
     for host in BROKERS:
         state = lab_ha.ssh(host, "systemctl is-active kafka.service zookeeper.service")
@@ -46,10 +42,7 @@ def test_every_node_runs_kafka_and_no_zookeeper(lab_ha, first_run) -> None:
 
 
 def test_quorum_has_a_leader_and_three_voters(lab_ha, first_run) -> None:
-    result = lab_ha.ssh(
-        BROKERS[0],
-        f"kafka-metadata-quorum --bootstrap-server {bootstrap(lab_ha)} describe --status",
-    )
+    result = lab_ha.kafka_tool(BROKERS[0], "kafka-metadata-quorum describe --status")
     assert result.returncode == 0, result.stderr
     status = dict(
         (k.strip(), v.strip()) for k, v in (ln.split(":", 1) for ln in result.stdout.splitlines())
@@ -59,7 +52,7 @@ def test_quorum_has_a_leader_and_three_voters(lab_ha, first_run) -> None:
 
 
 def test_topics_replicated_three_times(lab_ha, first_run) -> None:
-    rows = lab_ha.topics(BROKERS[0], bootstrap(lab_ha))
+    rows = lab_ha.topics(BROKERS[0])
     assert set(TOPICS) <= set(rows), rows
     for name in TOPICS:
         # inventory/lab-ha/group_vars/all/rtm.yml: 6 partitions; three brokers -> replication 3
@@ -72,17 +65,16 @@ def test_topics_replicated_three_times(lab_ha, first_run) -> None:
 # of waiting out its timeout.
 def test_round_trip_with_acks_all(lab_ha, first_run) -> None:
     marker = f"rtm-kraft-test-{uuid.uuid4()}"
-    produced = lab_ha.ssh(
+    produced = lab_ha.kafka_tool(
         BROKERS[1],
-        f"kafka-console-producer --bootstrap-server {bootstrap(lab_ha)} --topic topic-cpu"
-        " --producer-property acks=all",
+        "kafka-console-producer --topic topic-cpu --producer-property acks=all",
         stdin=marker + "\n",
     )
     assert produced.returncode == 0, produced.stderr
-    consumed = lab_ha.ssh(
+    consumed = lab_ha.kafka_tool(
         BROKERS[2],
-        f"kafka-console-consumer --bootstrap-server {bootstrap(lab_ha)} --topic topic-cpu"
-        " --from-beginning --timeout-ms 30000 --max-messages 1",
+        "kafka-console-consumer --topic topic-cpu --from-beginning --timeout-ms 30000"
+        " --max-messages 1",
         timeout=120,
     )
     assert marker in consumed.stdout.splitlines(), consumed.stdout + consumed.stderr

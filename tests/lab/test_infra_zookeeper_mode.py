@@ -14,6 +14,7 @@ import uuid
 import pytest
 
 from rtm.catalogue import catalogue
+from rtm.health.cluster import four_letter_word, zookeeper_mode
 
 pytestmark = pytest.mark.lab
 
@@ -35,32 +36,24 @@ def test_site_converges_on_every_host(lab, first_run) -> None:
 
 
 def test_zookeeper_serves(lab, first_run) -> None:
-    address = lab.addresses[BROKER]
-    probe = (
-        "import socket,sys\n"
-        "def ask(cmd):\n"
-        f"    s = socket.create_connection(('{address}', 2181), timeout=5)\n"
-        "    s.sendall(cmd); data = b''\n"
-        "    while chunk := s.recv(4096): data += chunk\n"
-        "    return data.decode()\n"
-        "print(ask(b'ruok')); print(ask(b'srvr')); print(ask(b'conf'))\n"
-    )
-    result = lab.ssh(BROKER, "python3 -", stdin=probe)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("imok"), result.stdout
-    assert "Mode: standalone" in result.stdout or "Mode: leader" in result.stdout, result.stdout
+    # From the controller, as fab status asks (under tls with the controller's certificate).
+    address, port = lab.addresses[BROKER], lab.layout.port("zookeeper_client")
+    tls = lab.layout.controller_tls()
+    assert four_letter_word("ruok", address, port, 10, tls) == "imok"
+    assert zookeeper_mode(address, port, 10, tls) in {"standalone", "leader"}
     # Only the health checks' four-letter words are answered (zookeeper_4lw_whitelist).
-    assert "conf is not executed because it is not in the whitelist" in result.stdout, result.stdout
+    conf = four_letter_word("conf", address, port, 10, tls)
+    assert "conf is not executed because it is not in the whitelist" in conf
 
 
 def test_broker_registered_in_zookeeper(lab, first_run) -> None:
-    result = lab.ssh(BROKER, f"zookeeper-shell {lab.addresses[BROKER]}:2181 ls /brokers/ids")
+    result = lab.zookeeper_shell(BROKER, "ls /brokers/ids")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "[1]", result.stdout
 
 
 def test_topics_exist_with_inventory_shape(lab, first_run) -> None:
-    rows = lab.topics(BROKER, f"{lab.addresses[BROKER]}:9092")
+    rows = lab.topics(BROKER)
     assert set(TOPICS) <= set(rows), rows
     for name in TOPICS:
         # inventory/lab/group_vars/all/rtm.yml: 3 partitions; one broker -> replication 1
@@ -72,24 +65,21 @@ def test_topics_exist_with_inventory_shape(lab, first_run) -> None:
 
 # On a topic of its own: the pipeline's topics are busy with the producer's replay.
 def test_console_producer_to_consumer_round_trip(lab, first_run) -> None:
-    bootstrap = f"{lab.addresses[BROKER]}:9092"
     topic, marker = "round-trip", f"rtm-lab-test-{uuid.uuid4()}"
-    created = lab.ssh(
+    created = lab.kafka_tool(
         BROKER,
-        f"kafka-topics --bootstrap-server {bootstrap} --create --if-not-exists --topic {topic}"
-        " --partitions 1 --replication-factor 1",
+        f"kafka-topics --create --if-not-exists --topic {topic} --partitions 1"
+        " --replication-factor 1",
     )
     assert created.returncode == 0, created.stderr
-    produced = lab.ssh(
-        BROKER,
-        f"kafka-console-producer --bootstrap-server {bootstrap} --topic {topic}",
-        stdin=marker + "\n",
+    produced = lab.kafka_tool(
+        BROKER, f"kafka-console-producer --topic {topic}", stdin=marker + "\n"
     )
     assert produced.returncode == 0, produced.stderr
-    consumed = lab.ssh(
+    consumed = lab.kafka_tool(
         BROKER,
-        f"kafka-console-consumer --bootstrap-server {bootstrap} --topic {topic} --from-beginning"
-        " --timeout-ms 30000 --max-messages 1",
+        f"kafka-console-consumer --topic {topic} --from-beginning --timeout-ms 30000"
+        " --max-messages 1",
         timeout=120,
     )
     assert marker in consumed.stdout.splitlines(), consumed.stdout + consumed.stderr
@@ -114,7 +104,7 @@ def test_units_active_enabled_and_hardened(lab, first_run, host: str, unit: str)
     assert shown["Restart"] == "on-failure"
     exposure = lab.ssh(host, f"systemd-analyze security --no-pager {unit} | tail -1").stdout
     level = float(exposure.split("level for")[1].split(":")[1].split()[0])
-    assert level <= 3.0, exposure
+    assert level <= 1.5, exposure
 
 
 def test_operator_tools_on_path(lab, first_run) -> None:

@@ -22,7 +22,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from kafka import KafkaConsumer
 from labkit import (
     EXPECTED_ALERT_IDS,
     EXPECTED_ALERTS,
@@ -35,6 +34,7 @@ from labkit import (
 from labkit import fab_status as labkit_fab_status
 
 from reference_alerts import THRESHOLDS, WINDOW_SIZE, expected_alerts
+from rtm import kafka_client
 
 pytestmark = pytest.mark.lab
 
@@ -79,9 +79,9 @@ def test_alert_files_hold_exactly_the_expected_alerts(pipeline) -> None:
 
 
 def test_alerts_topic_carries_them_too(pipeline) -> None:
-    consumer = KafkaConsumer(
+    consumer = kafka_client.consumer(
+        pipeline.layout.connection(),
         "alerts",
-        bootstrap_servers=[f"{pipeline.addresses['broker1']}:9092"],
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         consumer_timeout_ms=10000,

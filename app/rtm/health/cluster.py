@@ -16,12 +16,14 @@ from rtm.kafka_client import Connection
 from rtm.layout import Layout, LayoutError
 
 
-def srvr(address: str, port: int, timeout: float, tls: ssl.SSLContext | None = None) -> str:
-    """ZooKeeper's answer to the srvr four-letter word, over TLS when a context is given."""
+def four_letter_word(
+    word: str, address: str, port: int, timeout: float, tls: ssl.SSLContext | None = None
+) -> str:
+    """ZooKeeper's answer to a four-letter word, over TLS when a context is given."""
     with socket.create_connection((address, port), timeout=timeout) as raw:
         sock = tls.wrap_socket(raw, server_hostname=address) if tls else raw
         sock.settimeout(timeout)
-        sock.sendall(b"srvr")
+        sock.sendall(word.encode())
         chunks = []
         # ZooKeeper closes a TLS connection after its answer without a close_notify.
         with contextlib.suppress(ssl.SSLEOFError):
@@ -34,7 +36,7 @@ def zookeeper_mode(
     address: str, port: int, timeout: float, tls: ssl.SSLContext | None = None
 ) -> str:
     """'leader', 'follower' or 'standalone', from the srvr four-letter word."""
-    for line in srvr(address, port, timeout, tls).splitlines():
+    for line in four_letter_word("srvr", address, port, timeout, tls).splitlines():
         if line.startswith("Mode:"):
             return line.split(":", 1)[1].strip()
     raise OSError("no Mode line in the srvr answer (is srvr in 4lw.commands.whitelist?)")
