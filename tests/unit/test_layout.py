@@ -16,6 +16,7 @@ from pki import Pki
 from rtm import layout
 
 REPO_DEFAULTS = layout.REPO / "roles"
+PLAINTEXT = {"rtm_security": "plaintext"}
 
 
 def compute(case: Case) -> layout.Layout:
@@ -87,7 +88,7 @@ def test_the_controller_speaks_tls_with_the_pki_beside_the_inventory(tmp_path: P
     context = secured.controller_tls()
     assert context is not None
     assert [c["subject"] for c in context.get_ca_certs()] == [((("commonName", "ca"),),)]
-    assert compute(Case("plain", None)).controller_tls() is None
+    assert compute(Case("plain", None, settings=PLAINTEXT)).controller_tls() is None
 
 
 def _sealed(directory: Path, passwords: dict[str, str]) -> None:
@@ -116,7 +117,10 @@ def test_under_tls_the_controller_logs_in_with_the_kept_password(tmp_path: Path)
     admin = secured.admin_connection()
     assert admin.security_protocol == "SSL"
     assert admin.bootstrap_servers == ("192.0.2.11:9094",)
-    assert compute(Case("plain", None)).connection().security_protocol == "PLAINTEXT"
+    assert (
+        compute(Case("plain", None, settings=PLAINTEXT)).connection().security_protocol
+        == "PLAINTEXT"
+    )
 
 
 def test_a_missing_or_foreign_secrets_file_is_named(tmp_path: Path) -> None:
