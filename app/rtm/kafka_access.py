@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from kafka import errors
 from kafka.admin import (
     ACL,
     ACLFilter,
@@ -31,6 +32,7 @@ from kafka.admin import (
     ScramMechanism,
     UserScramCredentialUpsertion,
 )
+from kafka.protocol.admin import AlterUserScramCredentialsRequest
 
 from rtm import kafka_client
 from rtm.kafka_client import Connection
@@ -126,13 +128,33 @@ def _users(
 
     due = sorted(u for u in passwords if u in rotate or not has_credential(u))
     if due:
-        results = admin.alter_user_scram_credentials(
-            [UserScramCredentialUpsertion(u, scram, passwords[u], ITERATIONS) for u in due]
-        )
-        failed = {user: error for user, error in results.items() if error}
+        upserts = [UserScramCredentialUpsertion(u, scram, passwords[u], ITERATIONS) for u in due]
+        failed = {
+            user: error for user, error in _alter_on_the_controller(admin, upserts).items() if error
+        }
         if failed:
             raise AccessError(f"Kafka refused the SCRAM credentials of {failed}")
     return due
+
+
+def _alter_on_the_controller(
+    admin: KafkaAdminClient, upserts: list[UserScramCredentialUpsertion]
+) -> dict[str, str]:
+    """Each user's error (empty: none). In ZooKeeper mode only the controller takes the request;
+    kafka-python's alter_user_scram_credentials sends it to any broker and reads an error
+    without a message (another broker's NOT_CONTROLLER) as success, so it goes by hand here."""
+    request = AlterUserScramCredentialsRequest(
+        deletions=[],
+        upsertions=[
+            (u.user, int(u.mechanism), u.iterations, u.salt, u.salted_password) for u in upserts
+        ],
+    )
+    # The private method is the one path kafka-python has to the controller.
+    response = admin._manager.run(admin._send_request_to_controller, request)
+    return {
+        r.user: (r.error_message or errors.for_code(r.error_code).__name__) if r.error_code else ""
+        for r in response.results
+    }
 
 
 def _acls(admin: KafkaAdminClient, wanted: set[ACL], managed: set[str], outcome: Outcome) -> None:

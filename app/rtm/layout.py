@@ -332,23 +332,23 @@ def _kafka_access(cat: Catalogue, topics: Mapping[str, Mapping[str, Any]]) -> di
     def allow(user: str, operations: list[str], **resource: Any) -> dict[str, Any]:
         return {"principal": f"User:{users[user]}", "operations": operations, **resource}
 
-    idempotent = {"cluster": True}
+    cluster = {"cluster": True}
     acls = [
         allow(
             "producer",
             ["Write", "Describe"],
             topics=[topic(k.name) for k in cat.kinds] + [topic("dead_letter")],
         ),
-        allow("producer", ["IdempotentWrite"], **idempotent),
+        allow("producer", ["IdempotentWrite"], **cluster),
         # fab status: the cluster's brokers, and each topic's offsets and newest record.
-        allow("status", ["Describe"], **idempotent),
+        allow("status", ["Describe"], **cluster),
         allow("status", ["Read", "Describe"], topics=[topic(role) for role in topics]),
     ]
     for job in cat.jobs:
         acls += [
             allow(job.name, ["Read", "Describe"], topics=[topic(k.name) for k in job.kinds]),
             allow(job.name, ["Write", "Describe"], topics=[topic("alerts")]),
-            allow(job.name, ["IdempotentWrite"], **idempotent),
+            allow(job.name, ["IdempotentWrite"], **cluster),
             # Spark's Kafka source names its consumer groups by this prefix.
             allow(job.name, ["Read"], group_prefix="spark-kafka-source"),
         ]

@@ -37,8 +37,10 @@ def _admin(broker: Broker) -> Connection:
     return Connection.of(broker.internal, tls=broker.controller_tls)
 
 
-def _config(broker: Broker, passwords: dict[str, str], tmp_path: Path) -> Config:
+@pytest.fixture
+def config(broker: Broker, secured: tuple[Layout, dict[str, str]], tmp_path: Path) -> Config:
     """An rtm.yml as the rtm_app role renders it for a host with the producer and every job."""
+    passwords = secured[1]
     logins = {
         client: {"username": f"rtm-{client}", "password": passwords[f"rtm-{client}"]}
         for client in (PRODUCER, "cpu_mem", "net_disk")
@@ -66,11 +68,9 @@ def test_users_and_acls_are_brought_to_the_spec_and_then_left_alone(
 
 
 def test_the_producer_writes_and_its_job_reads_each_as_itself(
-    broker: Broker, secured: tuple[Layout, dict[str, str]], tmp_path: Path
+    secured: tuple[Layout, dict[str, str]], config: Config
 ) -> None:
-    layout, passwords = secured
-    config = _config(broker, passwords, tmp_path)
-    topic = layout.topic("cpu")
+    topic = secured[0].topic("cpu")
     producer = kafka_producer(config, client_id="it-security")
     try:
         written = producer.send(topic, b"secured").get(timeout=30)
@@ -88,10 +88,9 @@ def test_the_producer_writes_and_its_job_reads_each_as_itself(
 
 
 def test_each_user_is_refused_what_its_acls_do_not_allow(
-    broker: Broker, secured: tuple[Layout, dict[str, str]], tmp_path: Path
+    secured: tuple[Layout, dict[str, str]], config: Config
 ) -> None:
-    layout, passwords = secured
-    config = _config(broker, passwords, tmp_path)
+    layout = secured[0]
     alerts = layout.topic("alerts")
     as_producer = kafka_client.consumer(config.kafka.connection(PRODUCER), group_id=None)
     try:

@@ -112,11 +112,12 @@ class Lab:
         layout = self.layout
         port = layout.port("kafka_internal" if layout.tls else "kafka")
         servers = ",".join(f"{self.addresses[b]}:{port}" for b in layout.kafka_brokers)
-        tool = command.split(maxsplit=1)[0]
+        # Before the rest: kafka-metadata-quorum takes them before its subcommand only.
+        tool, _, rest = command.partition(" ")
         flag = _CLIENT_CONFIG_FLAGS.get(tool, "--command-config")
         return self.ssh(
             host,
-            f"{command} --bootstrap-server {servers} {flag} {CLIENT_PROPERTIES}",
+            f"{tool} --bootstrap-server {servers} {flag} {CLIENT_PROPERTIES} {rest}",
             timeout=timeout,
             stdin=stdin,
         )

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from kafka.errors import KafkaTimeoutError
 from labkit import (
     EXPECTED_ALERT_IDS,
     EXPECTED_ALERTS,
@@ -362,3 +363,22 @@ def test_configure_restarts_what_changed_and_nothing_else_changes_after(pipeline
         ),
         timeout=600, interval=10, what="a cpu_pct alert against the new threshold",
     )  # fmt: skip
+
+
+# Last on this lab's pipeline: it changes a password the later modules then read back.
+def test_rotating_a_password_restarts_only_the_service_that_logs_in_with_it(pipeline) -> None:
+    # The documented way (docs/operations.md): site.yml with
+    #   -e '{"rtm_kafka_rotate": ["rtm-producer"]}'
+    old = pipeline.layout.connection("producer")
+    before = _state(pipeline)
+    rotate = json.dumps(json.loads(CHANGES) | {"rtm_kafka_rotate": ["rtm-producer"]})
+    run = pipeline.playbook("ansible/site.yml", "-e", rotate)
+    assert run.returncode == 0, run.output[-6000:]
+    after = _state(pipeline)
+    assert _restarted(before, after) == {("producer1", "rtm-producer.service")}
+    new = pipeline.layout.connection("producer")
+    assert new.login != old.login
+    kafka_client.admin(new).close()
+    with pytest.raises(KafkaTimeoutError):
+        kafka_client.admin(old, bootstrap_timeout_ms=8000).close()
+    wait_for(lambda: fab_status()[0] == 0, timeout=300, what="health after the rotation")
