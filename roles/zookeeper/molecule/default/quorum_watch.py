@@ -16,13 +16,13 @@ import ssl
 import time
 from pathlib import Path
 
-from rtm.health.cluster import srvr
+from rtm.health.cluster import four_letter_word
 
 
 def state(address: str, tls: ssl.SSLContext | None) -> str:
     host, port = address.rsplit(":", 1)
     try:
-        answer = srvr(host, int(port), 1, tls)
+        answer = four_letter_word("srvr", host, int(port), 1, tls)
     except OSError:
         return "down"
     return "serving" if "Mode:" in answer else "not serving"
