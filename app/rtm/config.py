@@ -78,6 +78,9 @@ class KafkaConfig:
         login = dict(self.logins).get(client)
         if login is None:
             raise ConfigError(f"kafka.security.logins.{client}: required key is missing")
+        # Checked here, not left to the client: kafka-python without its CA retries for ever.
+        if not Path(self.ca_file).is_file():
+            raise ConfigError(f"kafka.security.ca_file: {self.ca_file} is not a readable file")
         return Connection(self.bootstrap_servers, Tls(self.ca_file), login)
 
 

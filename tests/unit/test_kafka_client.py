@@ -45,7 +45,10 @@ def test_under_security_each_client_of_the_config_logs_in_as_itself(tmp_path: Pa
     }
     kafka = {"bootstrap_servers": ["b1:9092"], "security": {"ca_file": "ca.pem", "logins": logins}}
     config = parse({"kafka": kafka}, base=tmp_path)
+    with pytest.raises(ConfigError, match=r"kafka.security.ca_file: .*ca.pem is not a readable"):
+        config.kafka.connection("producer")  # the client would wait for ever without its CA
     ca = str(tmp_path / "ca.pem")
+    Path(ca).write_text("-----BEGIN CERTIFICATE-----\n")
     assert config.kafka.connection("producer") == Connection(
         ("b1:9092",), Tls(ca), Login("rtm-producer", "p1")
     )
