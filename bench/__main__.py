@@ -113,6 +113,7 @@ def _measure(
 ) -> None:
     if section.name in {"throughput", "latency"} and target is not None:
         section.settings["inventory"] = str(args.inventory)
+        section.settings["security"] = "tls" if target.layout.tls else "plaintext"
         module = throughput if section.name == "throughput" else latency
         module.measure(target, section, runs, args.quick)
     else:

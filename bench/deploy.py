@@ -25,6 +25,7 @@ from bench.lab import BenchError, Target, Timed, lab_down, playbook, recap, run,
 from bench.report import Section
 from bench.stats import median
 from rtm.catalogue import catalogue
+from rtm.layout import load_layout
 
 log = logging.getLogger(__name__)
 
@@ -221,9 +222,12 @@ def _status_runs(inventory: Path, section: Section) -> None:
 
 def measure(inventory: Path, section: Section, runs: int, *, keep: bool) -> None:
     settings = ansible_settings(REPO / "ansible" / "ansible.cfg")
-    section.settings |= {"inventory": str(inventory), "fresh_cycles": runs} | {
-        f"ansible_{k}": v for k, v in settings.items()
-    }
+    security = "tls" if load_layout(inventory).tls else "plaintext"
+    section.settings |= {
+        "inventory": str(inventory),
+        "fresh_cycles": runs,
+        "security": security,
+    } | {f"ansible_{k}": v for k, v in settings.items()}
     for number in range(1, runs + 1):
         log.info("deployment cycle %d of %d", number, runs)
         with tempfile.TemporaryDirectory(prefix="rtm-bench-facts-") as cache_dir:

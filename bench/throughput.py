@@ -2,7 +2,7 @@
 
 Both run on the controller against the same brokers, into dedicated topics with the lab's
 replication and ``min.insync.replicas`` (rtm-producer: one per metric kind, as deployed;
-ProducerPerformance: one topic with as many partitions as those four together), with
+ProducerPerformance: one topic with as many partitions as those together), with
 ``acks=all`` and idempotence, at the same average record size. Each rtm variant (linger,
 compression) is paired with a Java run using the same linger and compression, so their ratio
 compares the clients and not the settings.
@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -29,7 +30,7 @@ from bench import REPO
 from bench.lab import BenchError, Target, run, tail
 from bench.report import Section
 from bench.stats import median
-from rtm import kafka_client
+from rtm import kafka_access, kafka_client
 from rtm.artifacts.build import kafka_home
 from rtm.catalogue import catalogue
 from rtm.config import ReplayConfig, parse
@@ -77,7 +78,7 @@ class Scale:
 
     @property
     def records(self) -> int:
-        return self.servers * self.minutes * 60 * 4
+        return self.servers * self.minutes * 60 * len(catalogue().kinds)
 
 
 FULL = Scale(servers=10, minutes=25, java_records=150_000)
@@ -218,11 +219,15 @@ def serialisation_rates(data_dir: Path, host: str) -> tuple[float, float]:
 
 
 def write_config(path: Path, target: Target, data_dir: Path, host: str, v: Variant) -> None:
-    if target.layout.tls:
-        # rtm-producer logs in as rtm-producer, whose ACLs name the pipeline's topics only.
-        raise BenchError("the throughput bench needs rtm_security: plaintext (its own topics)")
+    kafka: dict[str, object] = {"bootstrap_servers": target.bootstrap, "topics": RTM_TOPICS}
+    login = target.layout.connection("producer").login
+    if login is not None:
+        kafka["security"] = {
+            "ca_file": str(target.layout.ca_cert().resolve()),
+            "logins": {"producer": {"username": login.username, "password": login.password}},
+        }
     config = {
-        "kafka": {"bootstrap_servers": target.bootstrap, "topics": RTM_TOPICS},
+        "kafka": kafka,
         "producer": {
             "mode": "replay",
             "host": host,
@@ -231,8 +236,40 @@ def write_config(path: Path, target: Target, data_dir: Path, host: str, v: Varia
             "delivery": {"compression": v.compression, "linger_ms": v.linger_ms},
         },
     }
-    # JSON is YAML: no YAML writer needed.
+    # JSON is YAML: no YAML writer needed. Owner-only: it may hold the producer's password.
+    path.touch(mode=0o600)
     path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+
+
+@contextmanager
+def producer_may_write(target: Target, topics: list[str]) -> Iterator[None]:
+    """Under tls, rtm-producer's Kafka user may write the bench's own topics while it runs (its
+    ACLs name the pipeline's topics only); the grant is deleted afterwards, and a grant a
+    crashed run left behind is deleted by the next site.yml (it is not in the layout)."""
+    if not target.layout.tls:
+        yield
+        return
+    user = target.layout.data["kafka_users"]["producer"]
+    grant = sorted(
+        kafka_access.bindings(
+            [{"principal": f"User:{user}", "operations": ["Write", "Describe"], "topics": topics}]
+        ),
+        key=kafka_access.describe,
+    )
+    admin = kafka_client.admin(target.layout.admin_connection(), request_timeout_ms=30000)
+    try:
+        result = admin.create_acls(grant)
+        if result["failed"]:
+            raise BenchError(f"Kafka refused the bench's ACLs for {user}: {result['failed']}")
+        log.info("granted %s Write and Describe on %s", user, ", ".join(topics))
+        yield
+    finally:
+        try:
+            for _filter, _matched, failure in admin.delete_acls(grant):
+                if failure.errno:
+                    log.warning("could not delete the bench's ACL: %s", failure)
+        finally:
+            admin.close()
 
 
 def run_rtm(config: Path, expected: int) -> float:
@@ -275,12 +312,16 @@ def measure(target: Target, section: Section, runs: int, quick: bool) -> None:
     scale = QUICK if quick else FULL
     home = kafka_home(REPO / "artifacts")
     partitions = int(target.layout.topics["cpu"]["partitions"])
-    # The same total partition count for both: rtm-producer spreads over four topics.
-    wanted = dict.fromkeys(RTM_TOPICS.values(), partitions) | {TOPIC: 4 * partitions}
+    # The same total partition count for both: rtm-producer spreads over one topic per kind.
+    java_partitions = len(catalogue().kinds) * partitions
+    wanted = dict.fromkeys(RTM_TOPICS.values(), partitions) | {TOPIC: java_partitions}
     ensure_topics(target, wanted)
     variants = [v for v in VARIANTS if available(v)]
     skipped = [v.name for v in VARIANTS if not available(v)]
-    with tempfile.TemporaryDirectory(prefix="rtm-bench-") as tmp:
+    with (
+        producer_may_write(target, list(RTM_TOPICS.values())),
+        tempfile.TemporaryDirectory(prefix="rtm-bench-") as tmp,
+    ):
         data_dir = Path(tmp) / "data"
         generate(data_dir, scale)
         host = padded_host(data_dir)
@@ -290,7 +331,7 @@ def measure(target: Target, section: Section, runs: int, quick: bool) -> None:
             "records_per_java_run": scale.java_records,
             "record_bytes": size,
             "partitions_per_rtm_topic": partitions,
-            "partitions_java_topic": 4 * partitions,
+            "partitions_java_topic": java_partitions,
             "replication": target.replication,
             "min_insync_replicas": target.min_insync,
         }
