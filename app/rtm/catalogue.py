@@ -79,7 +79,7 @@ class Kind:
     incident: str  # the name of the sample data's incident of this kind
     metrics: tuple[Metric, ...]
 
-    @property
+    @functools.cached_property
     def columns(self) -> tuple[str, ...]:
         return ("ts", "server_id", *(m.name for m in self.metrics))
 

@@ -30,9 +30,10 @@ def kind(name: str) -> Kind:
 
 def format_ts(moment: datetime) -> str:
     """UTC ISO-8601 with ``Z``; milliseconds only when there are any."""
-    moment = moment.astimezone(UTC)
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
     spec = "milliseconds" if moment.microsecond else "seconds"
-    return moment.replace(tzinfo=None).isoformat(timespec=spec) + "Z"
+    return moment.isoformat(timespec=spec)[:-6] + "Z"  # without its "+00:00"
 
 
 def parse_ts(text: str) -> datetime:

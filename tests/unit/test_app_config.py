@@ -43,7 +43,7 @@ def test_minimal_config_gets_the_documented_defaults(tmp_path: Path) -> None:
     assert cfg.producer.mode == "replay"
     assert cfg.producer.replay.rate == 1.0
     assert not cfg.producer.replay.as_fast_as_possible
-    assert cfg.producer.delivery.compression == "gzip"
+    assert cfg.producer.delivery.compression == "lz4"
     # Nothing is given up on while the brokers are away: unbounded retries for a day, then the
     # publisher sends again; five minutes of clock skew tolerated; a quarter hour of samples.
     assert cfg.producer.delivery.retries is None

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 from kafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
+from kafka.partitioner import DefaultPartitioner
 
 from rtm.config import parse
-from rtm.producer.publisher import SPOOL_FILE, STATE_FILE, Publisher
+from rtm.producer.publisher import SPOOL_FILE, STATE_FILE, KeyCachePartitioner, Publisher
 from rtm.producer.service import Stopper, live
 
 
@@ -218,3 +219,29 @@ def test_live_mode_behind_schedule_samples_once_instead_of_in_a_burst(tmp_path: 
     # One event time per sample: a burst would give two samples the same millisecond.
     times = Counter((topic, rec["ts"]) for topic, rec in publisher.records)
     assert max(times.values()) == 1, times.most_common(3)
+
+
+class Partitions:
+    """kafka-python's cluster metadata, as much as a partitioner reads of it."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+
+    def topics(self) -> set[str]:
+        return {"cpu"}
+
+    def partitions_for_topic(self, _topic: str) -> set[int]:
+        return set(range(self.count))
+
+    def available_partitions_for_topic(self, topic: str) -> set[int]:
+        return self.partitions_for_topic(topic)
+
+
+def test_the_remembered_partition_is_kafkas_and_follows_a_new_partition_count() -> None:
+    cached, default = KeyCachePartitioner(), DefaultPartitioner()
+    keys = [f"srv-{n:04d}".encode() for n in range(200)]
+    for count in (6, 6, 7):  # the second pass is answered from memory; then the topic grows
+        cluster = Partitions(count)
+        chosen = [cached.partition("cpu", None, k, None, None, cluster) for k in keys]
+        assert chosen == [default.partition("cpu", None, k, None, None, cluster) for k in keys]
+    assert len(set(chosen)) == 7  # the keys spread over every partition

@@ -34,7 +34,7 @@ class ReplayError(Exception):
     """The replay cannot start (a file is missing or its header is wrong)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Row:
     """One data line of a CSV file; ``fields`` is None when the line is not valid CSV."""
 
@@ -46,7 +46,7 @@ class Row:
     problem: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Scheduled:
     due: float  # seconds after the start of the pass
     order: int  # position of the file, to keep a stable order between files
@@ -136,10 +136,13 @@ def _row(k: Kind, path: Path, header: list[str], line: _Line) -> Row | None:
         return Row(k, path.name, line.number, shown(line.data), None, problem)
     if not text.strip():
         return None
-    try:
-        values = next(csv.reader([text]))
-    except csv.Error as exc:
-        return Row(k, path.name, line.number, text, None, f"not valid CSV: {exc}")
+    if '"' in text:
+        try:
+            values = next(csv.reader([text]))
+        except csv.Error as exc:
+            return Row(k, path.name, line.number, text, None, f"not valid CSV: {exc}")
+    else:
+        values = text.split(",")  # what csv.reader gives for a line without quotes, faster
     if len(values) != len(header):
         problem = f"expected {len(header)} fields, got {len(values)}"
         return Row(k, path.name, line.number, text, None, problem)

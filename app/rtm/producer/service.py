@@ -7,6 +7,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
@@ -61,6 +62,7 @@ def replay(config: Config, publisher: Publisher, stopper: Stopper, host: str) ->
         cfg.as_fast_as_possible,
         cfg.loop,
     )
+    sending = _Sending.of(config, publisher, host)
     for pass_no in itertools.count():
         start = time.monotonic()
         for item in schedule(data_dir, cfg):
@@ -70,7 +72,7 @@ def replay(config: Config, publisher: Publisher, stopper: Stopper, host: str) ->
                     return
             if stopper.stopped:
                 return
-            _send_row(config, publisher, item.row, host, shift)
+            _send_row(sending, item.row, shift)
             publisher.tick()
         if not cfg.loop:
             return
@@ -78,19 +80,34 @@ def replay(config: Config, publisher: Publisher, stopper: Stopper, host: str) ->
         log.info("pass %d done; replaying again with timestamps shifted by %s", pass_no + 1, shift)
 
 
-def _send_row(config: Config, publisher: Publisher, row: Row, host: str, shift: timedelta) -> None:
-    topic = config.kafka.topics.for_kind(row.kind.name)
+@dataclass(frozen=True)
+class _Sending:
+    """What every row of a replay needs, looked up once."""
+
+    publisher: Publisher
+    host: str
+    topics: dict[str, str]  # kind name -> topic
+    max_future: timedelta
+
+    @classmethod
+    def of(cls, config: Config, publisher: Publisher, host: str) -> _Sending:
+        topics = {k.name: config.kafka.topics.for_kind(k.name) for k in KINDS}
+        return cls(publisher, host, topics, timedelta(seconds=config.producer.max_future))
+
+
+def _send_row(sending: _Sending, row: Row, shift: timedelta) -> None:
+    topic = sending.topics[row.kind.name]
     reason = row.problem
     if row.fields is not None:
-        future = (datetime.now(UTC), timedelta(seconds=config.producer.max_future))
+        future = (datetime.now(UTC), sending.max_future)
         try:
-            record = from_row(row.kind, row.fields, host, shift, future)
+            record = from_row(row.kind, row.fields, sending.host, shift, future)
         except RowError as exc:
             reason = str(exc)
         else:
-            publisher.publish(topic, str(record["server_id"]), record)
+            sending.publisher.publish(topic, str(record["server_id"]), record)
             return
-    publisher.dead_letter(
+    sending.publisher.dead_letter(
         kind=row.kind.name,
         topic=topic,
         source=row.source,
