@@ -34,6 +34,7 @@ from rtm import kafka_access, kafka_client
 from rtm.artifacts.build import kafka_home
 from rtm.catalogue import catalogue
 from rtm.config import BATCH_SIZE, ReplayConfig, parse
+from rtm.producer.publisher import encode
 from rtm.producer.replay import schedule
 from rtm.records import from_row
 
@@ -195,7 +196,7 @@ def _records(data_dir: Path, host: str) -> Iterator[bytes]:
     for item in schedule(data_dir, _replay_config(data_dir)):
         if item.row.fields is not None:
             record = from_row(item.row.kind, item.row.fields, host)
-            yield json.dumps(record, separators=(",", ":"), allow_nan=False).encode()
+            yield encode(record)
 
 
 def padded_host(data_dir: Path) -> str:

@@ -59,9 +59,6 @@ SPOOL_FILE = "spool.jsonl"
 STATE_FILE = "state.json"
 # How often, at most, the sending loop looks for an outage (a lock and a clock read each time).
 WATCH_INTERVAL = 0.1
-# Compact JSON, in C (json.dumps took a tenth of a bulk replay's time). orjson writes NaN as
-# null where json refused it: no record carries one, from_row refuses non-finite values.
-_ENCODE = orjson.dumps
 
 
 class SendFuture(Protocol):
@@ -132,6 +129,13 @@ class KeyCachePartitioner(DefaultPartitioner):
             self._known.clear()
         self._known[(topic, serialized_key)] = (count, chosen)
         return chosen
+
+
+def encode(record: Mapping[str, object]) -> bytes:
+    """A record as the brokers get it: compact JSON, made in C (json.dumps took a tenth of a
+    bulk replay's time). orjson writes NaN as null where json refused it: no record has one,
+    from_row refuses values that are not finite."""
+    return orjson.dumps(record)
 
 
 def compression_type(wanted: str) -> str | None:
@@ -229,7 +233,7 @@ class Publisher:
     def publish(self, topic: str, key: str | None, record: dict[str, object]) -> bool:
         """Send one record; it is kept until acknowledged. False when it was dropped (live
         mode with a full buffer); the replay waits for room instead."""
-        value = _ENCODE(record)
+        value = encode(record)
         ts = record.get("ts")
         item = Pending(
             topic, key.encode() if key is not None else None, value, str(ts or ""), self._clock()
@@ -254,7 +258,7 @@ class Publisher:
             "detected_at": format_ts(datetime.now(UTC)),
         }
         # A dead letter is kept like any record: it is evidence of bad input.
-        value = _ENCODE(letter)
+        value = encode(letter)
         item = Pending(self._dead_letter_topic, source.encode(), value, None, self._clock())
         self._submit(item, wait=True)
 
