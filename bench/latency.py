@@ -29,6 +29,7 @@ from bench.stats import percentile
 from rtm import kafka_client
 from rtm.catalogue import catalogue
 from rtm.config import parse_duration
+from rtm.health import hostprobe
 from rtm.records import parse_ts
 
 log = logging.getLogger(__name__)
@@ -55,8 +56,8 @@ WARM_UP_SERVERS = 1000
 
 def latencies(
     alerts: Iterable[tuple[float, dict[str, Any]]], ticks: Sequence[float]
-) -> list[tuple[float, float]]:
-    """(alert time - window end, alert time - newest event in the window) per alert."""
+) -> list[tuple[str, float, float]]:
+    """(job, alert time - window end, alert time - newest event in the window) per alert."""
     found = []
     for alert_time, body in alerts:
         start = parse_ts(str(body["window_start"])).timestamp()
@@ -64,7 +65,7 @@ def latencies(
         newest_index = bisect.bisect_left(ticks, end) - 1
         if newest_index < 0 or ticks[newest_index] < start:
             continue  # no event of this run in the window: not this run's alert
-        found.append((alert_time - end, alert_time - ticks[newest_index]))
+        found.append((str(body.get("job")), alert_time - end, alert_time - ticks[newest_index]))
     return found
 
 
@@ -169,6 +170,24 @@ class LagSampler(threading.Thread):
             self.stop.wait(self._interval)
 
 
+def batch_seconds(target: Target, since: float, until: float) -> dict[str, list[float]]:
+    """Per job, how long its micro-batches that ran between ``since`` and ``until`` (epoch
+    seconds) took, from the progress reports on the consumer hosts (read as fab status does)."""
+    found: dict[str, list[float]] = {}
+    for address in target.addresses("consumers"):
+        result = target.ssh(address, hostprobe.command([], sudo=False), timeout=60)
+        if result.returncode != 0:
+            log.warning("progress of %s: %s", address, result.output.strip()[:300])
+            continue
+        for job, progress in hostprobe.parse(result.stdout).progress.items():
+            found.setdefault(job, []).extend(
+                ms / 1000
+                for at, ms in progress.recent
+                if since <= parse_ts(at).timestamp() <= until
+            )
+    return found
+
+
 def _producer_service(target: Target, action: str) -> None:
     for address in target.addresses("producers"):
         result = target.ssh(address, f"systemctl {action} rtm-producer.service", timeout=120)
@@ -206,6 +225,7 @@ def one_run(target: Target, section: Section, plan: Plan, timing: Timing, trigge
     topics = metric_topics(target)
     reader.start()
     sampler.start()
+    started = time.time()
     try:
         load = run_load(plan, target.layout.connection("producer"), topics, threading.Event())
         time.sleep(timing.drain)
@@ -214,7 +234,14 @@ def one_run(target: Target, section: Section, plan: Plan, timing: Timing, trigge
         reader.stop.set()
         sampler.join(timeout=120)
         reader.join(timeout=30)
+    batches = batch_seconds(target, started, time.time())
     _record(section, plan, load, reader=reader, sampler=sampler, trigger=trigger)
+    for job, seconds in sorted(batches.items()):
+        if seconds:
+            for pct in (50, 95):
+                section.figure(f"N={plan.servers}: {job} micro-batch p{pct}", "s",
+                               "from the query progress, during the run").add(
+                    percentile(seconds, pct))  # fmt: skip
 
 
 def _record(
@@ -231,11 +258,13 @@ def _record(
     section.figure(f"N={n}: records/s sent by the load generator", "records/s",
                    f"target {plan.records_per_second}/s").add(load.rate)  # fmt: skip
     section.figure(f"N={n}: alerts measured", "alerts").add(len(pairs))
-    if pairs:
-        for label, index in (("window end", 0), ("newest event", 1)):
-            values = [p[index] for p in pairs]
+    for job in sorted({p[0] for p in pairs}):
+        for label, index in (("window end", 1), ("newest event", 2)):
+            values = [p[index] for p in pairs if p[0] == job]
             for pct in (50, 95, 99):
-                section.figure(f"N={n}: p{pct} alert - {label}", "s").add(percentile(values, pct))
+                section.figure(f"N={n}: {job} p{pct} alert - {label}", "s").add(
+                    percentile(values, pct)
+                )
     if (caught_up := catch_up_seconds(sampler.samples, load.seconds)) is not None:
         section.figure(f"N={n}: lag back to 0 after the load", "s",
                        "sampled every ~10 s").add(caught_up)  # fmt: skip
@@ -291,7 +320,7 @@ def measure(target: Target, section: Section, runs: int, quick: bool) -> None:
                 one_run(target, section, plan, timing, trigger)
     finally:
         _producer_service(target, "start")
-    _explain(section)
+    _explain(section, trigger)
 
 
 def warm_up(target: Target, timing: Timing) -> None:
@@ -303,7 +332,7 @@ def warm_up(target: Target, timing: Timing) -> None:
     run_load(plan, target.layout.connection("producer"), topics, threading.Event())
 
 
-def _explain(section: Section) -> None:
+def _explain(section: Section, trigger: float) -> None:
     for n in SIZES:
         rows = [r for r in section.details.get("runs", []) if r["servers"] == n]
         if not rows:
@@ -320,5 +349,5 @@ def _explain(section: Section) -> None:
         section.notes.append(text)
     section.notes.append(
         "Floor of the design: a window is final once the watermark (newest event - 10 s) passes "
-        "its end, then the next micro-batch (trigger interval) writes its alerts."
+        f"its end, then the next micro-batch (every {trigger:g} s) writes its alerts."
     )

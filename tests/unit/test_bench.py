@@ -71,16 +71,20 @@ def test_figure_summary_and_rounding() -> None:
 def test_latencies_to_window_end_and_newest_event() -> None:
     ticks = [100.0, 101.0, 102.0, 103.0, 104.0, 105.0]
 
-    def window(start: int, end: int) -> dict[str, str]:
+    def window(job: str, start: int, end: int) -> dict[str, str]:
         iso = "1970-01-01T00:{:02d}:{:02d}Z".format
-        return {"window_start": iso(*divmod(start, 60)), "window_end": iso(*divmod(end, 60))}
+        return {
+            "job": job,
+            "window_start": iso(*divmod(start, 60)),
+            "window_end": iso(*divmod(end, 60)),
+        }
 
     alerts = [
-        (130.0, window(90, 100)),  # no event of this run in it
-        (140.0, window(100, 104)),  # newest event in it: 103
-        (150.0, window(90, 120)),  # newest event in it: 105
+        (130.0, window("cpu_mem", 90, 100)),  # no event of this run in it
+        (140.0, window("net_disk", 100, 104)),  # newest event in it: 103
+        (150.0, window("cpu_mem", 90, 120)),  # newest event in it: 105
     ]
-    assert latencies(alerts, ticks) == [(36.0, 37.0), (30.0, 45.0)]
+    assert latencies(alerts, ticks) == [("net_disk", 36.0, 37.0), ("cpu_mem", 30.0, 45.0)]
 
 
 def test_lag_by_job_reads_fab_status_json() -> None:

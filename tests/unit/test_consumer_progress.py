@@ -16,6 +16,7 @@ SPARK_PROGRESS = {
     "timestamp": "2026-12-03T10:00:00.000Z",
     "batchId": 41,
     "numInputRows": 360,
+    "durationMs": {"triggerExecution": 812, "addBatch": 640},
     "eventTime": {"watermark": "2025-01-01T00:03:39.000Z", "max": "2025-01-01T00:03:49.000Z"},
     "sources": [
         {
@@ -29,7 +30,9 @@ SPARK_PROGRESS = {
 
 
 def test_the_report_has_the_batch_the_offsets_read_up_to_and_the_watermark() -> None:
-    report = progress_of("cpu_mem", SPARK_PROGRESS)
+    earlier = {**SPARK_PROGRESS, "batchId": 40, "timestamp": "2026-12-03T09:59:59.000Z"}
+    earlier["durationMs"] = {"triggerExecution": 530}
+    report = progress_of("cpu_mem", SPARK_PROGRESS, [earlier, SPARK_PROGRESS])
     assert report == {
         "job": "cpu_mem",
         "batch_id": 41,
@@ -37,6 +40,7 @@ def test_the_report_has_the_batch_the_offsets_read_up_to_and_the_watermark() -> 
         "input_rows": 360,
         "offsets": {"topic-cpu": {"0": 130, "1": 95}, "topic-mem": {"0": 240}},
         "watermark": "2025-01-01T00:03:39.000Z",
+        "recent": [["2026-12-03T09:59:59.000Z", 530, 360], ["2026-12-03T10:00:00.000Z", 812, 360]],
     }
     # Older Spark versions give the offsets as a JSON string.
     as_text = {**SPARK_PROGRESS, "sources": [{"endOffset": json.dumps({"topic-cpu": {"0": 7}})}]}
@@ -45,11 +49,15 @@ def test_the_report_has_the_batch_the_offsets_read_up_to_and_the_watermark() -> 
 
 def test_fab_status_reads_back_what_the_job_wrote(tmp_path: Path) -> None:
     path = tmp_path / "cpu_mem" / "stream" / "progress.json"
-    write_progress(path, progress_of("cpu_mem", SPARK_PROGRESS))
+    write_progress(path, progress_of("cpu_mem", SPARK_PROGRESS, [SPARK_PROGRESS]))
     assert [p.name for p in path.parent.iterdir()] == ["progress.json"]  # no temporary left
     line = f"progress\tcpu_mem\t4\t{path.read_text().strip()}"
     facts = hostprobe.parse(line)
     assert not facts.problems
     assert facts.progress["cpu_mem"] == hostprobe.Progress(
-        "cpu_mem", 41, 4.0, {"topic-cpu": {"0": 130, "1": 95}, "topic-mem": {"0": 240}}
+        "cpu_mem",
+        41,
+        4.0,
+        {"topic-cpu": {"0": 130, "1": 95}, "topic-mem": {"0": 240}},
+        (("2026-12-03T10:00:00.000Z", 812),),
     )

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pyspark.errors import StreamingQueryException
 from pyspark.sql import DataFrame, SparkSession
@@ -227,9 +228,11 @@ def run_stream(
         publish_progress(ctx, queries["windows"], reported)
 
 
-def progress_of(job: str, progress: dict) -> dict[str, object]:
+def progress_of(job: str, progress: dict, recent: list[dict] | None = None) -> dict[str, object]:
     """What the job reports of a micro-batch of its windows query (Spark's progress event):
-    the batch, when it ran, its input rows, the offsets read up to and the watermark."""
+    the batch, when it ran, its input rows, the offsets read up to and the watermark; and of
+    the ``recent`` batches (Spark keeps the last hundred) when each ran, how long it took in
+    milliseconds and its input rows, for the benchmarks."""
     offsets: dict[str, dict[str, int]] = {}
     for source in progress.get("sources") or []:
         end = source.get("endOffset")
@@ -246,7 +249,12 @@ def progress_of(job: str, progress: dict) -> dict[str, object]:
         "input_rows": progress.get("numInputRows"),
         "offsets": offsets,
         "watermark": (progress.get("eventTime") or {}).get("watermark"),
-    }
+        "recent": [
+            [p.get("timestamp"), (p.get("durationMs") or {}).get("triggerExecution"),
+             p.get("numInputRows")]
+            for p in recent or []
+        ],
+    }  # fmt: skip
 
 
 def publish_progress(ctx: JobContext, query: StreamingQuery, reported: int | None) -> int | None:
@@ -254,11 +262,17 @@ def publish_progress(ctx: JobContext, query: StreamingQuery, reported: int | Non
     last = query.lastProgress
     if last is None:
         return reported
-    progress = json.loads(last.json) if hasattr(last, "json") else dict(last)
+    progress = _as_dict(last)
     if progress.get("batchId") == reported:
         return reported
-    sinks.write_progress(ctx.outputs.progress, progress_of(ctx.job.name, progress))
+    recent = [_as_dict(p) for p in query.recentProgress]
+    sinks.write_progress(ctx.outputs.progress, progress_of(ctx.job.name, progress, recent))
     return progress.get("batchId")
+
+
+def _as_dict(progress: Any) -> dict:
+    """A progress event as a dict (PySpark gives objects with ``json``, older ones dicts)."""
+    return json.loads(progress.json) if hasattr(progress, "json") else dict(progress)
 
 
 def _wait(query: StreamingQuery, seconds: float) -> None:

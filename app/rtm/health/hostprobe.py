@@ -27,12 +27,14 @@ class Unit:
 @dataclass(frozen=True)
 class Progress:
     """A streaming job's newest micro-batch, from its progress file: the batch, how long ago
-    the file was written, and the offsets the batch read up to."""
+    the file was written, and the offsets the batch read up to; and the recent batches as
+    (when it ran, milliseconds it took)."""
 
     job: str
     batch: int
     age: float
     offsets: dict[str, dict[str, int]]
+    recent: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass
@@ -105,7 +107,10 @@ def _progress(facts: HostFacts, rest: str, _: list[str]) -> None:
         raise ValueError("the progress file is not a JSON object with offsets")
     offsets = {t: {p: int(o) for p, o in parts.items()} for t, parts in report["offsets"].items()}
     batch = int(report["batch_id"]) if report.get("batch_id") is not None else -1
-    facts.progress[job] = Progress(job, batch, float(age), offsets)
+    recent = tuple(
+        (str(at), int(ms)) for at, ms, *_ in report.get("recent") or [] if at and ms is not None
+    )
+    facts.progress[job] = Progress(job, batch, float(age), offsets, recent)
 
 
 def _output(facts: HostFacts, _: str, fields: list[str]) -> None:
