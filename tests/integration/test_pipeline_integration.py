@@ -218,6 +218,9 @@ def test_streaming_gives_the_same_alerts_as_batch(
     progress = json.loads((published.output / job / "stream" / "progress.json").read_text())
     assert progress["job"] == job
     assert progress["offsets"] == {t: end_offsets(published.broker.bootstrap, t) for t in topics}
+    # And the recent batches the benchmarks read: when each ran, how long it took.
+    assert progress["recent"][-1][0] == progress["batch_at"]
+    assert all(isinstance(ms, int) and ms >= 0 for _at, ms, _rows in progress["recent"])
 
 
 def _sample_cut() -> str:
