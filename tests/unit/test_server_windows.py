@@ -37,7 +37,7 @@ def test_a_window_closes_once_the_servers_own_clock_is_grace_past_its_end() -> N
     assert aggregates(closed) == [(0, 90.0, 30)]
     assert alerts(closed) == [(0, 90.0)]  # the average is above 80
     assert closed[1].threshold == 80.0
-    assert server.closed_until == 30 * S
+    assert server.closed_until == {"cpu_pct": 30 * S}
 
 
 def test_an_average_at_or_below_its_threshold_gives_an_aggregate_and_no_alert() -> None:
@@ -50,8 +50,10 @@ def test_an_average_at_or_below_its_threshold_gives_an_aggregate_and_no_alert() 
 def test_a_max_alert_is_raised_at_the_first_crossing_and_only_once() -> None:
     server = ServerWindows(MAX, "srv-9")
     first = server.add([(1 * S, "net_mbps", 50.0), (2 * S, "net_mbps", 150.0)])
-    # Every window holding the crossing sample is certain now: [-20,10), [-10,20), [0,30).
+    # Every window holding the crossing sample is certain now: [-20,10), [-10,20), [0,30),
+    # with that sample's value and the samples the window had then.
     assert alerts(first) == [(-20, 150.0), (-10, 150.0), (0, 150.0)]
+    assert [a.samples for a in first] == [2, 2, 2]
     again = server.add([(3 * S, "net_mbps", 400.0), (4 * S, "net_mbps", 120.0)])
     assert alerts(again) == []  # the same windows: already raised
     closed = server.add([(31 * S, "net_mbps", 1.0)])
@@ -77,7 +79,7 @@ def test_a_silent_servers_windows_close_when_the_watermark_passes_its_deadline()
 def test_a_late_sample_is_left_out_of_closed_windows_and_counted() -> None:
     server = ServerWindows(AVG, "srv-1")
     server.add([(t * S, "cpu_pct", 10.0) for t in range(42)])  # clock 41 s: up to [10,40)
-    assert server.closed_until == 40 * S
+    assert server.closed_until == {"cpu_pct": 40 * S}
     out = server.add([(25 * S, "cpu_pct", 70.0)])  # [0,30) and [10,40) closed, [20,50) open
     assert out == []
     assert server.late == 1
@@ -107,6 +109,19 @@ def test_state_kept_between_batches_gives_what_one_batch_gives(rules: Rules) -> 
         pieces += server.add(samples[chunk : chunk + 37])
         state = server.to_state()
     assert sorted(aggregates(pieces)) == sorted(aggregates(whole))
-    assert {a[0] for a in alerts(pieces)} == {a[0] for a in alerts(whole)}
-    if rules.aggregation == "avg":
-        assert sorted(alerts(pieces)) == sorted(alerts(whole))
+    assert sorted(alerts(pieces)) == sorted(alerts(whole))
+
+
+def test_each_metric_keeps_its_own_clock() -> None:
+    """A job reads several topics at their own pace: memory samples behind the CPU ones are not
+    late, and close their windows when memory's own clock passes them."""
+    rules = Rules("cpu_mem", "avg", {"cpu_pct": 80.0, "mem_pct": 80.0}, 30 * S, 10 * S, S)
+    server = ServerWindows(rules, "srv-1")
+    ahead = server.add((t * S, "cpu_pct", 10.0) for t in range(60))
+    assert {e.metric for e in ahead} == {"cpu_pct"}
+    behind = server.add((t * S, "mem_pct", 90.0) for t in range(60))
+    assert server.late == 0
+    assert [e.window_start_ms for e in behind if not e.is_alert] == [
+        e.window_start_ms for e in ahead
+    ]
+    assert len(alerts(behind)) == len(aggregates(behind))  # memory averages 90, above 80

@@ -2,22 +2,25 @@
 
 The windowed query closes a window when the *global* watermark (the newest event of any server
 minus the watermark delay) passes its end, so every alert waits for the slowest part of the
-fleet plus the delay. Here each server's windows close as soon as that server's own newest event
-is ``grace`` past their end; a server that goes silent has its windows closed by a timer on the
-global watermark instead. A MAX rule does not wait at all: one sample above the threshold makes
-the window's alert certain, so it is raised then, once per window.
+fleet plus the delay. Here each server's windows of a metric close as soon as that server's own
+newest sample of the metric is ``grace`` past their end; a server that goes silent has its
+windows closed by the global watermark instead (a window is due once its end plus the grace is
+*before* the watermark, as Spark's event-time timers fire). A MAX rule does not wait at all: the
+first sample above the threshold makes the window's alert certain, so it is raised then, once
+per window, with that sample's value.
 
 Pure Python and Spark-free: the streaming processor keeps a ``ServerWindows`` per server in its
 state store, batch mode feeds one with everything, and unit tests drive it directly.
 
-Late data: a sample is left out of the windows of this server that are already closed (and
-counted in ``late``); the windows still open take it. Nothing already emitted changes.
+Late data: a sample is left out of the windows of its metric that are already closed (and
+counted in ``late``); the windows still open take it. Nothing already emitted changes. Each
+metric keeps its own clock: the topics of a job are read at their own pace.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 
@@ -74,8 +77,8 @@ class ServerWindows:
 
     rules: Rules
     server_id: str
-    clock: int = -1  # the newest event time seen
-    closed_until: int = -1  # the end of the newest closed window
+    clocks: dict[str, int] = field(default_factory=dict)  # by metric: the newest event time
+    closed_until: dict[str, int] = field(default_factory=dict)  # by metric: newest closed end
     late: int = 0  # samples left out of at least one window: it was closed
     _open: dict[tuple[int, str], _Window] = field(default_factory=dict)
 
@@ -83,29 +86,32 @@ class ServerWindows:
         """Take ``(event time ms, metric, value)`` samples in any order; what they make final.
 
         MAX alerts come first (their windows may stay open), then the windows this server's
-        clock has closed, oldest first."""
-        crossed: list[tuple[int, str]] = []
+        clocks have closed, oldest first."""
+        alerts: list[Emitted] = []
         for moment, metric, value in sorted(samples):
+            closed = self.closed_until.get(metric, -1)
             starts = self.rules.starts(moment)
-            if starts[0] + self.rules.size_ms <= self.closed_until:
+            if starts[0] + self.rules.size_ms <= closed:
                 self.late += 1  # its oldest window is closed; the newer ones still take it
             for start in starts:
-                if start + self.rules.size_ms <= self.closed_until:
+                if start + self.rules.size_ms <= closed:
                     continue
                 window = self._open.setdefault((start, metric), _Window())
                 window.add(value)
                 if self._raises(metric, window):
                     window.alerted = True
-                    crossed.append((start, metric))
-            self.clock = max(self.clock, moment)
-        alerts = [self._alert(start, metric) for start, metric in crossed]
-        return alerts + self.close_through(self.clock)
+                    alerts.append(self._emitted(start, metric, value, window.samples))
+            self.clocks[metric] = max(self.clocks.get(metric, -1), moment)
+        return alerts + self._close(lambda start, metric: self.clocks.get(metric, -1))
 
     def close_through(self, moment: int) -> list[Emitted]:
-        """Close the windows whose end plus the grace is at or before ``moment`` (the server's
-        clock, or the global watermark when its timer fires)."""
+        """Close the windows whose end plus the grace is at or before ``moment``, for every
+        metric (the global watermark, less a millisecond, when the server's timer fires)."""
+        return self._close(lambda start, metric: moment)
+
+    def _close(self, until: Callable[[int, str], int]) -> list[Emitted]:
         size, grace = self.rules.size_ms, self.rules.grace_ms
-        due = sorted(k for k in self._open if k[0] + size + grace <= moment)
+        due = sorted(k for k in self._open if k[0] + size + grace <= until(*k))
         out: list[Emitted] = []
         for start, metric in due:
             window = self._open.pop((start, metric))
@@ -113,7 +119,7 @@ class ServerWindows:
             out.append(Emitted(self.server_id, metric, start, start + size, value, window.samples))
             if self.rules.aggregation == "avg" and value > self.rules.thresholds[metric]:
                 out.append(self._emitted(start, metric, value, window.samples))
-            self.closed_until = max(self.closed_until, start + size)
+            self.closed_until[metric] = max(self.closed_until.get(metric, -1), start + size)
         return out
 
     def deadline(self) -> int | None:
@@ -128,12 +134,6 @@ class ServerWindows:
             and window.peak > self.rules.thresholds[metric]
         )
 
-    def _alert(self, start: int, metric: str) -> Emitted:
-        # The peak when the evidence came in: later samples of the window may raise it, the
-        # final aggregate says by how much.
-        window = self._open[(start, metric)]
-        return self._emitted(start, metric, window.peak, window.samples)
-
     def _emitted(self, start: int, metric: str, value: float, samples: int) -> Emitted:
         end = start + self.rules.size_ms
         threshold = float(self.rules.thresholds[metric])
@@ -146,23 +146,27 @@ class ServerWindows:
 
     # -- state -----------------------------------------------------------------------------
 
-    def to_state(self) -> tuple[str, int, int, int]:
+    def to_state(self) -> tuple[str, int]:
         """One value for the state store: a state call is a round trip to the JVM, so the
-        whole server is one value, not one per window."""
+        whole server is one value (its windows and clocks as JSON), not one per window."""
         windows = [
             [s, m, w.total, w.samples, w.peak, w.alerted] for (s, m), w in self._open.items()
         ]
-        return json.dumps(windows, separators=(",", ":")), self.clock, self.closed_until, self.late
+        kept = {"windows": windows, "clocks": self.clocks, "closed_until": self.closed_until}
+        return json.dumps(kept, separators=(",", ":")), self.late
 
     @classmethod
     def from_state(
-        cls, rules: Rules, server_id: str, state: tuple[str, int, int, int] | None
+        cls, rules: Rules, server_id: str, state: tuple[str, int] | None
     ) -> ServerWindows:
         if state is None:
             return cls(rules, server_id)
-        windows, clock, closed_until, late = state
-        kept = {
+        text, late = state
+        kept = json.loads(text)
+        windows = {
             (int(s), str(m)): _Window(float(t), int(n), float(p), bool(a))
-            for s, m, t, n, p, a in json.loads(windows)
+            for s, m, t, n, p, a in kept["windows"]
         }
-        return cls(rules, server_id, int(clock), int(closed_until), int(late), kept)
+        clocks = {str(m): int(c) for m, c in kept["clocks"].items()}
+        closed = {str(m): int(c) for m, c in kept["closed_until"].items()}
+        return cls(rules, server_id, clocks, closed, int(late), windows)
