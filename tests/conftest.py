@@ -63,18 +63,21 @@ def _stop_with_its_jvm(session) -> None:
 
 @pytest.fixture(scope="session")
 def spark(until_lab: ExitStack) -> object:
-    from pyspark.sql import SparkSession  # noqa: PLC0415  (only tests that need Spark pay for it)
+    # Only tests that need Spark pay for importing it.
+    from pyspark.sql import SparkSession  # noqa: PLC0415
 
+    from rtm.consumer.runner import SESSION_CONF, use_this_python  # noqa: PLC0415
+
+    use_this_python()
     builder = (
         SparkSession.builder.master("local[2]")
         .appName("rtm-tests")
         .config("spark.sql.shuffle.partitions", "2")
         .config("spark.default.parallelism", "2")
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
         .config("spark.driver.memory", "1g")
     )
+    for key, value in SESSION_CONF.items():
+        builder = builder.config(key, value)
     jars = connector_jars()
     if jars:
         builder = builder.config("spark.jars", ",".join(str(j) for j in jars))

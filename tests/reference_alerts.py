@@ -1,10 +1,13 @@
 """An independent plain-Python reference for the consumers' alerts (no rtm imports on purpose).
 
 It re-implements, from the documented rules only: reading the CSV of every kind, dropping
-invalid rows, event times from the future,
-sliding event-time windows aligned to the epoch, the job's avg or max per server,
-window and metric, "a window is final when its end <= max event time - watermark", and
-"alert when the aggregate is strictly above the threshold".
+invalid rows, event times from the future, sliding event-time windows aligned to the epoch,
+the job's avg or max per server, window and metric, "a server's window of a metric is final
+once that server's newest sample of the metric is at least the grace past its end, or once its
+end plus the grace is before the watermark (the job's newest event time - the watermark
+delay)", "an AVG rule alerts on a final window whose average is strictly above the threshold",
+and "a MAX rule alerts on a window at its first sample strictly above the threshold, with that
+sample's value and the window's sample count then".
 
     python tests/reference_alerts.py app/rtm/sample > app/rtm/sample/expected_alerts.json
 """
@@ -25,7 +28,7 @@ from pathlib import Path
 
 import yaml
 
-WINDOW_SIZE, WINDOW_SLIDE, WATERMARK = 30, 10, 10
+WINDOW_SIZE, WINDOW_SLIDE, WATERMARK, GRACE = 30, 10, 10, 1
 MAX_FUTURE_SECONDS = 300  # producer.max_future and consumer.max_future
 _SURROGATE = re.compile("[\udc80-\udcff]")
 # The list of kinds, metrics, jobs and default thresholds is the catalogue's, read as plain
@@ -103,16 +106,13 @@ def window_starts(epoch: float, size: int, slide: int) -> list[int]:
     return sorted(starts)
 
 
-def aggregates(
-    data_dirs: list[Path],
-    job: str,
-    size: int = WINDOW_SIZE,
-    slide: int = WINDOW_SLIDE,
-    watermark: int = WATERMARK,
-) -> dict[tuple[str, str, int], tuple[float, int]]:
-    """(server, metric, window start) -> (aggregate, samples), final windows only."""
-    func, metrics = JOBS[job]
-    groups: dict[tuple[str, str, int], list[float]] = defaultdict(list)
+def _by_window(
+    data_dirs: list[Path], job: str, size: int, slide: int
+) -> tuple[dict[tuple[str, str, int], list[tuple[float, float]]], float | None]:
+    """(server, metric, window start) -> its (event time, value) samples in event order; and
+    the job's newest event time."""
+    _func, metrics = JOBS[job]
+    groups: dict[tuple[str, str, int], list[tuple[float, float]]] = defaultdict(list)
     latest = None
     for data_dir in data_dirs:
         for kind in dict.fromkeys(k for k, _ in metrics):
@@ -122,15 +122,49 @@ def aggregates(
                     if k != kind:
                         continue
                     for start in window_starts(epoch, size, slide):
-                        groups[(server, metric, start)].append(values[metric])
+                        groups[(server, metric, start)].append((epoch, values[metric]))
+    return {key: sorted(found) for key, found in groups.items()}, latest
+
+
+def aggregates(
+    data_dirs: list[Path],
+    job: str,
+    size: int = WINDOW_SIZE,
+    slide: int = WINDOW_SLIDE,
+    watermark: int = WATERMARK,
+    *,
+    grace: int = GRACE,
+) -> dict[tuple[str, str, int], tuple[float, int]]:
+    """(server, metric, window start) -> (aggregate, samples), final windows only."""
+    func = JOBS[job][0]
+    groups, latest = _by_window(data_dirs, job, size, slide)
     if latest is None:
         return {}
-    cutoff = latest - watermark
+    clocks: dict[tuple[str, str], float] = defaultdict(lambda: -math.inf)
+    for (server, metric, _start), found in groups.items():
+        clocks[(server, metric)] = max(clocks[(server, metric)], found[-1][0])
     out = {}
-    for key, values in groups.items():
-        if key[2] + size <= cutoff:
+    for key, found in groups.items():
+        due = key[2] + size + grace
+        if due <= clocks[key[:2]] or due < latest - watermark:
+            values = [v for _, v in found]
             value = sum(values) / len(values) if func == "avg" else max(values)
             out[key] = (value, len(values))
+    return out
+
+
+def _first_crossings(
+    data_dirs: list[Path], job: str, thresholds: dict[str, float], size: int, slide: int
+) -> dict[tuple[str, str, int], tuple[float, int]]:
+    """MAX rules: (server, metric, window start) -> (the first sample above the threshold,
+    the window's samples up to it), for every window that has one."""
+    groups, _latest = _by_window(data_dirs, job, size, slide)
+    out = {}
+    for key, found in groups.items():
+        for count, (_epoch, value) in enumerate(found, start=1):
+            if value > thresholds[key[1]]:
+                out[key] = (value, count)
+                break
     return out
 
 
@@ -144,8 +178,13 @@ def expected_alerts(
     thresholds = thresholds or THRESHOLDS
     func = JOBS[job][0]
     size = window.get("size", WINDOW_SIZE)
+    if func == "max":
+        slide = window.get("slide", WINDOW_SLIDE)
+        found = _first_crossings(data_dirs, job, thresholds, size, slide)
+    else:
+        found = aggregates(data_dirs, job, **window)
     alerts = []
-    for (server, metric, start), (value, count) in aggregates(data_dirs, job, **window).items():
+    for (server, metric, start), (value, count) in found.items():
         limit = thresholds[metric]
         if abs(value - limit) < AMBIGUITY:
             raise ValueError(f"{server} {metric} {start}: {value} too close to {limit}")

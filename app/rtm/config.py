@@ -148,6 +148,9 @@ class WindowConfig:
     size: int  # seconds
     slide: int
     watermark: int
+    # How far past a window's end a server's own clock must be before the window closes:
+    # room for that server's samples of the window still in flight.
+    grace: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -440,6 +443,7 @@ def _consumer(sec: _Section) -> ConsumerConfig:
         size=int(wsec.duration("size", "30 seconds", whole=True)),
         slide=int(wsec.duration("slide", "10 seconds", whole=True)),
         watermark=int(wsec.duration("watermark", "10 seconds", whole=True)),
+        grace=wsec.duration("grace", "1 second"),
     )
     if window.slide > window.size:
         raise ConfigError(f"{wsec.key('slide')}: must not be longer than {wsec.key('size')}")

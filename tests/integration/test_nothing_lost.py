@@ -26,7 +26,7 @@ from test_pipeline_integration import (
 
 from reference_alerts import expected_alerts
 from rtm.catalogue import catalogue
-from rtm.consumer.runner import run_stream
+from rtm.consumer.runner import WINDOWS, run_stream
 from rtm.producer.publisher import SPOOL_FILE
 
 METRIC_KINDS = tuple(k.name for k in catalogue().kinds)
@@ -187,7 +187,7 @@ def test_a_deleted_checkpoint_keeps_the_earlier_alert_files(
     earlier = {p.name: p.read_bytes() for p in alerts_dir.glob("part-*.jsonl")}
     assert earlier, "the first half raised no alert: nothing to keep"
     # The recovery when retention removed offsets a checkpoint needs: delete it, start again.
-    shutil.rmtree(ctx.checkpoint("windows"))
+    shutil.rmtree(ctx.checkpoint(WINDOWS))
     assert pipe.produce(second).returncode == 0
     run_stream(spark, ctx, available_now=True, timeout=QUERY_TIMEOUT)
     now = {p.name: p.read_bytes() for p in alerts_dir.glob("part-*.jsonl")}

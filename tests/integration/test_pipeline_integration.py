@@ -23,6 +23,7 @@ import pytest
 from itutil import PROCESS_TIMEOUT, Pipeline, end_offsets, read_jsonl
 from kafka import KafkaProducer
 from pyspark.sql import SparkSession
+from pyspark.sql import functions as F  # noqa: N812
 from rtm_broker import Broker
 
 from reference_alerts import WATERMARK, aggregates, expected_alerts
@@ -265,27 +266,42 @@ def test_restarted_stream_resumes_from_its_checkpoint(
     assert set() < first_half < {a["alert_id"] for a in expected}
 
 
-def test_a_checkpoint_that_read_once_per_metric_resumes_as_it_was_written(
+def test_an_earlier_rtms_windows_checkpoint_is_taken_over_where_it_stopped(
     pipeline_factory: Callable[[str], Pipeline],
     spark: SparkSession,
-    monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    # rtm read a job's topics once per metric before: one Kafka source each in the checkpoint.
-    pipe = pipeline_factory("per-metric")
+    pipe = pipeline_factory("takeover")
     first, second = _split_sample(pipe.workdir)
     assert pipe.produce(first).returncode == 0
     ctx = _context(pipe.config(), "cpu_mem", "stream")
-    with monkeypatch.context() as earlier_rtm:
-        earlier_rtm.setattr(runner, "_read_per_metric", lambda _ctx: True)
-        run_stream(spark, ctx, available_now=True, timeout=QUERY_TIMEOUT)
-    metrics = len(job_named("cpu_mem").metrics)
-    assert sinks.checkpoint_sources(ctx.checkpoint("windows")) == metrics
+    # What earlier rtm left: a windows checkpoint of an aggregation by the global watermark,
+    # which Spark cannot resume with the per-server windows, having read the first half.
+    earlier = ctx.checkpoint(runner.EARLIER_WINDOWS)
+    raw = spark.readStream.format("kafka").options(**runner._source_options(ctx)).load()
+    aggregated = (
+        raw.withWatermark("timestamp", "10 seconds")
+        .groupBy(F.window("timestamp", "30 seconds"), "topic")
+        .count()
+    )
+    query = (
+        aggregated.writeStream.outputMode("append")
+        .option("checkpointLocation", str(earlier))
+        .format("noop")
+        .trigger(availableNow=True)
+        .start()
+    )
+    assert query.awaitTermination(QUERY_TIMEOUT), "the earlier query did not finish"
+    assert sinks.committed_offsets(earlier) is not None
     assert pipe.produce(second).returncode == 0
+
     run_stream(spark, ctx, available_now=True, timeout=QUERY_TIMEOUT)
-    assert f"reads the topics once per metric ({metrics} Kafka sources)" in caplog.text
-    assert sinks.checkpoint_sources(ctx.checkpoint("windows")) == metrics
-    assert_alerts(pipe.alerts("cpu_mem", "stream"), expected_alerts([SAMPLE], "cpu_mem"))
+
+    assert "is from an earlier rtm" in caplog.text
+    assert not earlier.exists()
+    assert list(earlier.parent.glob(f"{runner.EARLIER_WINDOWS}.replaced-*"))
+    # It went on from where the earlier checkpoint stopped: the second half only, once.
+    assert_alerts(pipe.alerts("cpu_mem", "stream"), expected_alerts([second], "cpu_mem"))
 
 
 def _consumer(config: Path, *args: str) -> list[str]:

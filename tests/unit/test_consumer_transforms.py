@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 
 import pytest
 from pyspark.sql import DataFrame, SparkSession
 
-from rtm.catalogue import catalogue
 from rtm.config import Topics, WindowConfig
-from rtm.consumer import sinks, transforms
+from rtm.consumer import sinks, stateful, transforms
 from rtm.consumer.jobs import job
 
 TOPICS = Topics(
@@ -24,7 +23,8 @@ TOPICS = Topics(
         ("dead_letter", "dlq"),
     )
 )
-WINDOW = WindowConfig(size=30, slide=10, watermark=10)
+WINDOW = WindowConfig(size=30, slide=10, watermark=10, grace=1.0)
+EPOCH_2025 = int(datetime(2025, 1, 1, tzinfo=UTC).timestamp())
 MAX_FUTURE = 300.0
 THRESHOLDS = {
     "cpu_pct": 85.0,
@@ -55,6 +55,15 @@ def cpu(second: int, value: float, server: str = "s1") -> tuple[str, dict]:
 def mem(second: int, value: float, server: str = "s1") -> tuple[str, dict]:
     ts = f"2025-01-01T00:{second // 60:02d}:{second % 60:02d}Z"
     return ("m", {"server_id": server, "ts": ts, "mem_pct": value, "producer_host": "p"})
+
+
+def closed(spark: SparkSession, rows: list[tuple[str, object]], j, newest: int) -> DataFrame:
+    """Batch mode's emitted rows for ``rows``, closed by the watermark of an event at second
+    ``newest`` (rows parsed, measured, per server)."""
+    parsed = transforms.parse(kafka_rows(spark, rows), j, TOPICS, MAX_FUTURE)
+    watermark_ms = (EPOCH_2025 + newest - WINDOW.watermark) * 1000
+    rules = transforms.rules(j, WINDOW, THRESHOLDS)
+    return stateful.batch(transforms.measurements(parsed, j, TOPICS), rules, watermark_ms)
 
 
 def test_invalid_records_get_a_reason_valid_ones_none(spark: SparkSession) -> None:
@@ -95,11 +104,10 @@ def test_windows_average_per_server_and_alert_above_threshold(spark: SparkSessio
     rows = [cpu(s, 90.0) for s in range(10, 20)] + [cpu(s, 80.0) for s in range(20, 30)]
     rows += [mem(s, 50.0) for s in range(10, 30)] + [cpu(s, 10.0, "s2") for s in range(10, 30)]
     cm = job("cpu_mem")
-    parsed = transforms.parse(kafka_rows(spark, rows), cm, TOPICS, MAX_FUTURE)
-    aggregated = transforms.aggregate(transforms.measurements(parsed, cm, TOPICS), cm, WINDOW)
+    emitted = closed(spark, rows, cm, newest=10**6)  # a watermark past every window
     got = {
         (r["server_id"], r["metric"], r["window_start"]): (r["value"], r["samples"])
-        for r in transforms.report_rows(aggregated).collect()
+        for r in transforms.aggregates(emitted, cm).collect()
     }
     assert got[("s1", "cpu_pct", "2025-01-01T00:00:10Z")] == (85.0, 20)
     assert got[("s1", "cpu_pct", "2025-01-01T00:00:00Z")] == (85.0, 20)
@@ -107,7 +115,7 @@ def test_windows_average_per_server_and_alert_above_threshold(spark: SparkSessio
     assert got[("s1", "cpu_pct", "2024-12-31T23:59:50Z")] == (90.0, 10)
     assert got[("s1", "mem_pct", "2025-01-01T00:00:10Z")] == (50.0, 20)
     assert got[("s2", "cpu_pct", "2025-01-01T00:00:20Z")] == (10.0, 10)
-    alerts = transforms.alerts(aggregated, cm, THRESHOLDS).collect()
+    alerts = transforms.alerts(emitted, cm, THRESHOLDS).collect()
     # 85.0 is not above 85.0: only the window whose average is strictly above alerts
     assert [(a["server_id"], a["window_start"]) for a in alerts] == [("s1", "2024-12-31T23:59:50Z")]
     first = alerts[0]
@@ -123,9 +131,7 @@ def test_alert_ids_are_deterministic_and_distinct(spark: SparkSession) -> None:
 
     cm = job("cpu_mem")
     rows = [cpu(s, 99.0) for s in range(0, 40)] + [mem(s, 99.0) for s in range(0, 40)]
-    parsed = transforms.parse(kafka_rows(spark, rows), cm, TOPICS, MAX_FUTURE)
-    aggregated = transforms.aggregate(transforms.measurements(parsed, cm, TOPICS), cm, WINDOW)
-    alerts = transforms.alerts(aggregated, cm, THRESHOLDS).collect()
+    alerts = transforms.alerts(closed(spark, rows, cm, newest=39), cm, THRESHOLDS).collect()
     ids = [a["alert_id"] for a in alerts]
     assert len(ids) == len(set(ids))
     for a in alerts:
@@ -164,30 +170,39 @@ def test_net_disk_takes_the_maximum(spark: SparkSession) -> None:
     rows.append(("d", {"server_id": "s1", "ts": "2025-01-01T00:00:05Z", "disk_pct": 50}))
     parsed = transforms.parse(kafka_rows(spark, rows), nd, TOPICS, MAX_FUTURE)
     assert parsed.where("reason is not null").count() == 1  # the disk row lacking I/O fields
-    aggregated = transforms.aggregate(transforms.measurements(parsed, nd, TOPICS), nd, WINDOW)
-    window = aggregated.where("window_start = timestamp'2025-01-01 00:00:00'")
+    emitted = closed(spark, rows, nd, newest=10**6)
+    window = transforms.aggregates(emitted, nd).where("window_start = '2025-01-01T00:00:00Z'")
     got = {r["metric"]: r["value"] for r in window.collect()}
     assert got == {"net_in_bytes_per_s": 900.0, "net_out_bytes_per_s": 5.0, "disk_pct": 91.0}
-    rules = {a["rule"] for a in transforms.alerts(aggregated, nd, THRESHOLDS).collect()}
-    assert rules == {"disk_pct_max"}
-
-
-def test_batch_keeps_only_windows_final_under_the_watermark(spark: SparkSession) -> None:
-    cm = job("cpu_mem")
-    rows = [cpu(s, 50.0) for s in range(0, 61)]  # last event at 00:01:00
-    parsed = transforms.parse(kafka_rows(spark, rows), cm, TOPICS, MAX_FUTURE)
-    aggregated = transforms.aggregate(transforms.measurements(parsed, cm, TOPICS), cm, WINDOW)
-    final = transforms.final_windows(aggregated, datetime(2025, 1, 1, 0, 1, 0), WINDOW)
-    ends = sorted({r["window_end"] for r in transforms.report_rows(final).collect()})
-    # watermark = 00:01:00 - 10 s = 00:00:50: windows ending at or before it are final
-    assert ends == [
-        "2025-01-01T00:00:10Z",
-        "2025-01-01T00:00:20Z",
-        "2025-01-01T00:00:30Z",
-        "2025-01-01T00:00:40Z",
-        "2025-01-01T00:00:50Z",
+    raised = transforms.alerts(emitted, nd, THRESHOLDS).collect()
+    assert {a["rule"] for a in raised} == {"disk_pct_max"}
+    # At the crossing sample, once per window holding it: its value, the samples until then.
+    assert sorted((a["window_start"], a["value"], a["samples"]) for a in raised) == [
+        ("2024-12-31T23:59:40Z", 91.0, 4),
+        ("2024-12-31T23:59:50Z", 91.0, 4),
+        ("2025-01-01T00:00:00Z", 91.0, 4),
     ]
-    assert transforms.final_windows(aggregated, None, WINDOW).count() == 0
+
+
+def test_batch_closes_a_window_by_its_servers_clock_or_past_the_watermark(
+    spark: SparkSession,
+) -> None:
+    cm = job("cpu_mem")
+    rows = [cpu(s, 50.0) for s in range(0, 61)]  # s1's last event at 00:01:00
+    rows += [cpu(s, 50.0, "quiet") for s in range(0, 21)]  # silent after 00:00:20
+    ends = {
+        (r["server_id"], r["window_end"])
+        for r in transforms.aggregates(closed(spark, rows, cm, newest=60), cm).collect()
+    }
+    # s1's clock (00:01:00) is a second's grace past the ends up to 00:00:50 (not 00:01:00);
+    # the quiet server's windows close once their end plus the grace is before the watermark,
+    # 00:00:50: up to 00:00:40 (00:00:50 + 1 s is not before it).
+    assert sorted(e for s, e in ends if s == "s1") == [
+        f"2025-01-01T00:00:{t}0Z" for t in range(1, 6)
+    ]
+    assert sorted(e for s, e in ends if s == "quiet") == [
+        f"2025-01-01T00:00:{t}0Z" for t in range(1, 5)
+    ]
 
 
 def test_a_record_from_the_future_is_quarantined_with_how_far_ahead(spark: SparkSession) -> None:
@@ -214,16 +229,15 @@ def test_one_pass_writes_the_aggregates_and_alerts_files_in_order(
     cm = job("cpu_mem")
     rows = [cpu(s, 99.0 if s < 20 else 10.0) for s in range(0, 60)]
     rows += [mem(s, 95.0, "s2") for s in range(0, 60)] + [mem(s, 20.0) for s in range(0, 60)]
-    parsed = transforms.parse(kafka_rows(spark, rows), cm, TOPICS, MAX_FUTURE)
-    aggregated = transforms.aggregate(transforms.measurements(parsed, cm, TOPICS), cm, WINDOW)
+    emitted = closed(spark, rows, cm, newest=10**6)
     files = tmp_path / "aggregates.jsonl", tmp_path / "alerts.jsonl"
     (tmp_path / "alerts.jsonl").write_text("stale\n")
 
-    raised = sinks.write_windows(transforms.window_lines(aggregated, cm, THRESHOLDS), *files)
+    raised = sinks.write_windows(transforms.window_lines(emitted, cm, THRESHOLDS), *files)
 
     written = [[json.loads(x) for x in f.read_text().splitlines()] for f in files]
-    reports = [r.asDict() for r in transforms.report_rows(aggregated).collect()]
-    alerts = [a.asDict() for a in transforms.alerts(aggregated, cm, THRESHOLDS).collect()]
+    reports = [r.asDict() for r in transforms.aggregates(emitted, cm).collect()]
+    alerts = [a.asDict() for a in transforms.alerts(emitted, cm, THRESHOLDS).collect()]
 
     def order(row: dict) -> tuple:
         return row["window_start"], row["server_id"], row["metric"]
@@ -235,39 +249,29 @@ def test_one_pass_writes_the_aggregates_and_alerts_files_in_order(
         (a["server_id"], a) for a in written[1]
     ]
     # a batch without alerts leaves no alerts file, and removes one a replay left behind
-    calm = transforms.window_lines(aggregated, cm, {m: 1e9 for m in THRESHOLDS})
-    assert sinks.write_windows(calm, *files) == []
+    calm = closed(spark, [cpu(s, 10.0) for s in range(0, 60)], cm, newest=10**6)
+    assert sinks.write_windows(transforms.window_lines(calm, cm, THRESHOLDS), *files) == []
     assert files[0].exists()
     assert not files[1].exists()
 
 
-def test_one_pass_measures_what_one_select_per_metric_does(spark: SparkSession) -> None:
-    for name in ("cpu_mem", "net_disk"):
-        j = job(name)
-        rows = [
-            (TOPICS.for_kind(kind), {"server_id": f"s{i % 2}", "ts": f"2025-01-01T00:00:{i:02d}Z",
-                                     **{m.name: float(i) for m in catalogue().kind(kind).metrics}})
-            for i in range(0, 20) for kind in {k for k, _ in j.metrics}
-        ]  # fmt: skip
-        rows.append((TOPICS.for_kind(j.metrics[0][0]), "not json"))
-        parsed = transforms.parse(kafka_rows(spark, rows), j, TOPICS, MAX_FUTURE)
-        one_pass = transforms.measurements(parsed, j, TOPICS).collect()
-        per_metric = transforms.measurements(parsed, j, TOPICS, per_metric=True).collect()
-        assert sorted(one_pass) == sorted(per_metric)
-        assert len(one_pass) == 20 * len(j.metrics)
-
-
-def test_the_sources_of_a_checkpoint_are_counted_from_its_newest_offsets(tmp_path) -> None:
-    assert sinks.checkpoint_sources(tmp_path / "none") is None
-    offsets = tmp_path / "offsets"
+def test_a_checkpoints_committed_offsets_are_its_newest_committed_batchs(tmp_path) -> None:
+    assert sinks.committed_offsets(tmp_path / "none") is None
+    offsets, commits = tmp_path / "offsets", tmp_path / "commits"
     offsets.mkdir()
-    assert sinks.checkpoint_sources(tmp_path) is None
+    commits.mkdir()
+    assert sinks.committed_offsets(tmp_path) is None
     meta = '{"batchWatermarkMs":0,"batchTimestampMs":1}'
-    source = '{"topic-cpu":{"0":3}}'
-    (offsets / "9").write_text("\n".join(["v1", meta, source]))
-    (offsets / "10").write_text("\n".join(["v1", meta, source, source, source]))
-    (offsets / ".10.crc").write_text("")
-    assert sinks.checkpoint_sources(tmp_path) == 3
+    (offsets / "9").write_text("\n".join(["v1", meta, '{"c":{"0":3,"1":7}}']))
+    # Two sources (rtm once read a job's topics once per metric): the lower offset of each.
+    two = ['{"c":{"0":5,"1":9},"m":{"0":4}}', '{"c":{"0":6,"1":8},"m":{"0":4}}']
+    (offsets / "10").write_text("\n".join(["v1", meta, *two]))
+    (offsets / "11").write_text("\n".join(["v1", meta, '{"c":{"0":99,"1":99}}']))  # planned only
+    for batch in (9, 10):
+        (commits / str(batch)).write_text("v1\n{}")
+    (commits / ".10.crc").write_text("")
+    assert sinks.committed_offsets(tmp_path) == {"c": {"0": 5, "1": 8}, "m": {"0": 4}}
+    (commits / "11").write_text("v1\n{}")
     (offsets / "11").write_text("not an offsets file")
     with pytest.raises(RuntimeError, match="11: not a Spark offsets file"):
-        sinks.checkpoint_sources(tmp_path)
+        sinks.committed_offsets(tmp_path)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -18,8 +20,9 @@ from pyspark.sql import functions as F  # noqa: N812
 from pyspark.sql.streaming import StreamingQuery
 
 from rtm.config import Config, ConfigError, ConsumerConfig
-from rtm.consumer import sinks, transforms
+from rtm.consumer import sinks, stateful, transforms
 from rtm.consumer.jobs import Job
+from rtm.consumer.server_windows import Rules
 from rtm.kafka_client import Connection
 
 log = logging.getLogger(__name__)
@@ -29,6 +32,28 @@ log = logging.getLogger(__name__)
 # batch is committed. Restarting the query then continues normally from the next batch.
 SPARK_55271 = 'because the return value of "scala.Option.get()" is null'
 MAX_RESTARTS = 3
+# What every session of the jobs needs (the tests' too), whatever consumer.spark.conf says.
+SESSION_CONF = {
+    "spark.sql.session.timeZone": "UTC",
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    # The per-server windows (transformWithState) keep their state in RocksDB only.
+    "spark.sql.streaming.stateStore.providerClass": (
+        "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
+    ),
+}
+
+
+def use_this_python() -> None:
+    """Have Spark's Python workers (the per-server windows run in them) start this
+    interpreter, which has rtm and its dependencies, unless PYSPARK_PYTHON names another.
+    PySpark reads the variable when the SparkContext starts."""
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+
+
+# The windows query's checkpoint, and the one an earlier rtm kept its windows in.
+WINDOWS, EARLIER_WINDOWS = "server-windows", "windows"
+TAKEN_OVER = "rtm-starting-offsets.json"
 
 
 class StreamError(RuntimeError):
@@ -65,16 +90,14 @@ def build_session(consumer: ConsumerConfig, app_name: str) -> SparkSession:
         raise ConfigError(f"consumer.spark.jars: file(s) not found: {', '.join(missing)}")
     if not consumer.spark.jars:
         raise ConfigError("consumer.spark.jars: list the Spark Kafka connector jars")
+    use_this_python()
     builder = (
         SparkSession.builder.master(consumer.spark.master)
         .appName(app_name)
         .config("spark.jars", ",".join(str(j) for j in consumer.spark.jars))
         .config("spark.sql.shuffle.partitions", str(consumer.spark.shuffle_partitions))
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
     )
-    for key, value in consumer.spark.conf:
+    for key, value in [*SESSION_CONF.items(), *consumer.spark.conf]:
         builder = builder.config(key, value)
     return builder.getOrCreate()
 
@@ -87,15 +110,16 @@ def _source_options(ctx: JobContext) -> dict[str, str]:
     }
 
 
-def _write_windows(ctx: JobContext, aggregated: DataFrame, batch: str) -> None:
-    """Aggregates and alerts of final windows: files first, then the Kafka alerts topic."""
-    lines = transforms.window_lines(aggregated, ctx.job, dict(ctx.consumer.thresholds))
+def _write_windows(ctx: JobContext, emitted: DataFrame, batch: str) -> None:
+    """Final aggregates and alerts (``stateful.EMITTED``): files first, then the Kafka alerts
+    topic."""
+    lines = transforms.window_lines(emitted, ctx.job, dict(ctx.consumer.thresholds))
     raised = sinks.write_windows(
         lines, ctx.outputs.file("aggregates", batch), ctx.outputs.file("alerts", batch)
     )
     if raised:
         sinks.publish_alerts(
-            aggregated.sparkSession, raised, ctx.connection, ctx.config.kafka.topics.alerts
+            emitted.sparkSession, raised, ctx.connection, ctx.config.kafka.topics.alerts
         )
         log.info("%s batch %s: %d alert(s)", ctx.job.name, batch, len(raised))
 
@@ -120,13 +144,11 @@ def run_batch(spark: SparkSession, ctx: JobContext) -> None:
     try:
         _write_quarantine(ctx, transforms.quarantined(parsed, ctx.job), "all")
         measured = transforms.measurements(parsed, ctx.job, ctx.config.kafka.topics)
-        max_time = measured.agg(F.max("event_time")).first()
-        aggregated = transforms.final_windows(
-            transforms.aggregate(measured, ctx.job, ctx.consumer.window),
-            max_time[0] if max_time else None,
-            ctx.consumer.window,
-        )
-        _write_windows(ctx, aggregated, "all")
+        newest = measured.agg(F.max(F.unix_millis("event_time"))).first()
+        # The watermark the streaming query ends at, on the same data.
+        watermark_ms = (newest[0] or 0) - ctx.consumer.window.watermark * 1000
+        emitted = stateful.batch(measured, _rules(ctx), watermark_ms)
+        _write_windows(ctx, emitted, "all")
     finally:
         parsed.unpersist()
     log.info("%s batch run done; output in %s", ctx.job.name, ctx.outputs.root)
@@ -137,9 +159,9 @@ def stream_queries(
 ) -> dict[str, Callable[[], StreamingQuery]]:
     """Starters of the two queries of a job: windows (aggregates, alerts) and quarantine."""
 
-    def parsed() -> DataFrame:
+    def parsed(starting: str = ctx.consumer.starting_offsets) -> DataFrame:
         reader = spark.readStream.format("kafka").options(**_source_options(ctx))
-        reader = reader.option("startingOffsets", ctx.consumer.starting_offsets)
+        reader = reader.option("startingOffsets", starting)
         if ctx.consumer.max_offsets_per_trigger:
             reader = reader.option(
                 "maxOffsetsPerTrigger", str(ctx.consumer.max_offsets_per_trigger)
@@ -149,14 +171,13 @@ def stream_queries(
         )
 
     def windows() -> StreamingQuery:
-        window = ctx.consumer.window
-        measured = transforms.measurements(
-            parsed(), ctx.job, ctx.config.kafka.topics, per_metric=_read_per_metric(ctx)
+        starting = _take_over_earlier_windows(ctx) or ctx.consumer.starting_offsets
+        measured = transforms.measurements(parsed(starting), ctx.job, ctx.config.kafka.topics)
+        watermarked = measured.withWatermark(
+            "event_time", f"{ctx.consumer.window.watermark} seconds"
         )
-        aggregated = transforms.aggregate(
-            measured.withWatermark("event_time", f"{window.watermark} seconds"), ctx.job, window
-        )
-        return _start(aggregated, ctx, "windows", available_now, _write_windows)
+        emitted = stateful.stream(watermarked, _rules(ctx))
+        return _start(emitted, ctx, WINDOWS, available_now, _write_windows)
 
     def quarantine() -> StreamingQuery:
         bad = transforms.quarantined(parsed(), ctx.job)
@@ -165,21 +186,32 @@ def stream_queries(
     return {"windows": windows, "quarantine": quarantine}
 
 
-def _read_per_metric(ctx: JobContext) -> bool:
-    """Whether the windows checkpoint was written reading the topics once per metric, as rtm
-    did before: it is resumed that way, exactly, since Spark refuses another number of sources."""
-    checkpoint = ctx.checkpoint("windows")
-    sources = sinks.checkpoint_sources(checkpoint)
-    if sources is None or sources == 1 or sources != len(ctx.job.metrics):
-        return False  # new, current, or a mismatch Spark itself names
-    log.warning(
-        "%s: checkpoint %s reads the topics once per metric (%d Kafka sources), as rtm did"
-        " before; resuming it that way. To read them once: stop the job and move the"
-        " checkpoint aside; the new one starts from consumer.starting_offsets and its files"
-        " never overwrite the earlier ones (a new generation)",
-        ctx.job.name, checkpoint, sources,
-    )  # fmt: skip
-    return True
+def _take_over_earlier_windows(ctx: JobContext) -> str | None:
+    """Where a new windows checkpoint starts when it replaces an earlier rtm's (the windows
+    query once aggregated by the global watermark, in a checkpoint Spark cannot resume with
+    per-server windows): the offsets the earlier one committed, kept in the new checkpoint
+    until its first batch. The earlier checkpoint is renamed, never read again."""
+    checkpoint, earlier = ctx.checkpoint(WINDOWS), ctx.checkpoint(EARLIER_WINDOWS)
+    kept = checkpoint / TAKEN_OVER
+    if earlier.is_dir():
+        offsets = sinks.committed_offsets(earlier)
+        if offsets is not None and sinks.committed_offsets(checkpoint) is None:
+            checkpoint.mkdir(parents=True, exist_ok=True)
+            kept.write_text(json.dumps(offsets, sort_keys=True) + "\n", encoding="utf-8")
+        retired = earlier.with_name(f"{EARLIER_WINDOWS}.replaced-{int(time.time())}")
+        earlier.rename(retired)
+        log.warning(
+            "%s: the windows checkpoint %s is from an earlier rtm (windows closed by the global"
+            " watermark); the per-server windows continue from where it stopped, in %s, and it"
+            " is kept as %s (delete it at will). Windows open at the switch are closed with"
+            " the samples read after it",
+            ctx.job.name, earlier, checkpoint, retired,
+        )  # fmt: skip
+    return kept.read_text(encoding="utf-8").strip() if kept.is_file() else None
+
+
+def _rules(ctx: JobContext) -> Rules:
+    return transforms.rules(ctx.job, ctx.consumer.window, dict(ctx.consumer.thresholds))
 
 
 def run_stream(

@@ -82,20 +82,28 @@ def generation(checkpoint: Path, outputs: Outputs) -> int:
     return number
 
 
-def checkpoint_sources(checkpoint: Path) -> int | None:
-    """How many sources the newest batch of a Spark checkpoint read; None before its first.
+def committed_offsets(checkpoint: Path) -> dict[str, dict[str, int]] | None:
+    """Where a Spark checkpoint's newest committed batch read up to, per topic and partition
+    (the lowest over its sources); None before its first commit.
 
-    Spark's offsets log holds a version line, a metadata line, then one line per source.
+    Spark's offsets log holds a version line, a metadata line, then one JSON line per source;
+    a batch is committed once its number is in the commits log too.
     """
-    log_dir = checkpoint / "offsets"
-    batches = [p for p in log_dir.iterdir() if p.name.isdigit()] if log_dir.is_dir() else []
-    if not batches:
+    commits = checkpoint / "commits"
+    done = [int(p.name) for p in commits.iterdir() if p.name.isdigit()] if commits.is_dir() else []
+    if not done:
         return None
-    newest = max(batches, key=lambda p: int(p.name))
+    newest = checkpoint / "offsets" / str(max(done))
     lines = newest.read_text(encoding="utf-8").splitlines()
     if len(lines) < 3 or not lines[0].startswith("v"):
         raise RuntimeError(f"{newest}: not a Spark offsets file")
-    return len(lines) - 2
+    offsets: dict[str, dict[str, int]] = {}
+    for line in lines[2:]:
+        for topic, partitions in json.loads(line).items():
+            kept = offsets.setdefault(topic, {})
+            for partition, offset in partitions.items():
+                kept[partition] = min(int(offset), kept.get(partition, int(offset)))
+    return offsets
 
 
 def batch_name(batch_id: int, generation_number: int) -> str:
@@ -147,7 +155,8 @@ def write_windows(lines: DataFrame, aggregates: Path, alerts: Path) -> list[tupl
     raised = []
     with _LineFile(aggregates) as aggregate_file, _LineFile(alerts) as alert_file:
         for row in lines.toLocalIterator():
-            aggregate_file.write(row["aggregate"])
+            if row["aggregate"] is not None:
+                aggregate_file.write(row["aggregate"])
             if row["alert"] is not None:
                 alert_file.write(row["alert"])
                 raised.append((row["server_id"], row["alert"]))

@@ -2,12 +2,9 @@
 
 raw Kafka rows -> ``parse`` -> ``quarantined`` (invalid, with a reason)
                             -> ``measurements`` (valid, one row per metric value)
-                            -> ``aggregate`` (per server, window, metric)
-                            -> ``alerts`` (value above threshold)
-
-A window is *final* when its end is at or before the watermark: the largest event time seen
-minus the watermark delay. Streaming (append mode) emits exactly those windows; batch mode
-applies ``final_windows`` to give the same answer on the same data.
+                            -> (``stateful``: per server, its windows' final aggregates and
+                                alerts, as soon as each is certain)
+                            -> ``window_lines`` (the aggregates and alerts files)
 """
 
 from __future__ import annotations
@@ -20,6 +17,7 @@ from pyspark.sql import functions as F  # noqa: N812  (the usual Spark spelling)
 
 from rtm.config import Topics, WindowConfig
 from rtm.consumer.jobs import Job
+from rtm.consumer.server_windows import Rules
 from rtm.records import Kind
 
 TS_PATTERN = "yyyy-MM-dd'T'HH:mm:ss[.SSS]XXX"
@@ -122,19 +120,11 @@ def quarantined(parsed: DataFrame, job: Job) -> DataFrame:
     )
 
 
-def measurements(
-    parsed: DataFrame, job: Job, topics: Topics, *, per_metric: bool = False
-) -> DataFrame:
+def measurements(parsed: DataFrame, job: Job, topics: Topics) -> DataFrame:
     """Valid records as (server_id, event_time, metric, value), one row per aggregated metric.
 
     One pass over the records: each becomes the array of its kind's metrics, exploded.
-    ``per_metric`` gives the same rows as a union of one select per metric, as rtm made them
-    before: a streaming query then reads the topics once per metric, through one Kafka source
-    each, and only a checkpoint written that way needs it (Spark refuses to resume a checkpoint
-    with another number of sources).
     """
-    if per_metric:
-        return _measurements_per_metric(parsed, job, topics)
     by_kind: dict[str, list[str]] = {}
     for kind_name, metric in job.metrics:
         by_kind.setdefault(kind_name, []).append(metric)
@@ -162,58 +152,45 @@ def measurements(
     )
 
 
-def _measurements_per_metric(parsed: DataFrame, job: Job, topics: Topics) -> DataFrame:
-    valid = parsed.where(F.col("reason").isNull())
-    parts = [
-        valid.where(F.col("topic") == topics.for_kind(kind_name)).select(
-            F.col("j.server_id").alias("server_id"),
-            F.col("event_time"),
-            F.lit(metric).alias("metric"),
-            F.col(f"j.{metric}").try_cast("double").alias("value"),
-        )
-        for kind_name, metric in job.metrics
-    ]
-    return reduce(DataFrame.unionByName, parts)
+def rules(job: Job, window: WindowConfig, thresholds: Mapping[str, float]) -> Rules:
+    """What ``ServerWindows`` needs of a job and the consumer's window and thresholds."""
+    return Rules(
+        job=job.name,
+        aggregation=job.aggregation,
+        thresholds={metric: float(thresholds[metric]) for _, metric in job.metrics},
+        size_ms=window.size * 1000,
+        slide_ms=window.slide * 1000,
+        grace_ms=round(window.grace * 1000),
+    )
 
 
-def aggregate(measured: DataFrame, job: Job, window: WindowConfig) -> DataFrame:
-    """Per server, metric and sliding event-time window: the job's aggregate and sample count."""
-    func = F.avg if job.aggregation == "avg" else F.max
-    grouped = measured.groupBy(
-        F.window("event_time", f"{window.size} seconds", f"{window.slide} seconds").alias("w"),
-        "server_id",
-        "metric",
-    ).agg(func("value").alias("value"), F.count("value").alias("samples"))
-    return grouped.select(
+def report_rows(emitted: DataFrame, job: Job) -> DataFrame:
+    """Emitted rows (``stateful.EMITTED``) with the columns of the files: the job and its
+    aggregation, the window bounds as ISO-8601 UTC strings, and ``alert``."""
+    return emitted.select(
         F.lit(job.name).alias("job"),
         "server_id",
         "metric",
         F.lit(job.aggregation).alias("aggregation"),
-        F.col("w.start").alias("window_start"),
-        F.col("w.end").alias("window_end"),
+        F.date_format(F.timestamp_millis("window_start_ms"), ISO_OUT).alias("window_start"),
+        F.date_format(F.timestamp_millis("window_end_ms"), ISO_OUT).alias("window_end"),
         "value",
         "samples",
+        "alert",
     )
 
 
-def final_windows(aggregated: DataFrame, max_event_time: object, window: WindowConfig) -> DataFrame:
-    """Batch mode: keep the windows streaming would have emitted (end <= max time - delay)."""
-    if max_event_time is None:
-        return aggregated.limit(0)
-    cutoff = F.lit(max_event_time).cast("timestamp") - F.expr(
-        f"INTERVAL {window.watermark} SECONDS"
-    )
-    return aggregated.where(F.col("window_end") <= cutoff)
-
-
-def report_rows(aggregated: DataFrame) -> DataFrame:
-    """Aggregates with the window bounds as ISO-8601 UTC strings (the file output)."""
-    return aggregated.withColumn("window_start", F.date_format("window_start", ISO_OUT)).withColumn(
-        "window_end", F.date_format("window_end", ISO_OUT)
-    )
-
-
-# The order of a batch's aggregates and alerts files (see window_lines).
+# The columns of an aggregates line, and their order in a file.
+AGGREGATE_COLUMNS = (
+    "job",
+    "server_id",
+    "metric",
+    "aggregation",
+    "window_start",
+    "window_end",
+    "value",
+    "samples",
+)
 AGGREGATE_ORDER = ("window_start", "server_id", "metric")
 ALERT_COLUMNS = (
     "alert_id",
@@ -230,42 +207,44 @@ ALERT_COLUMNS = (
 )
 
 
-def _judged(aggregated: DataFrame, job: Job, thresholds: Mapping[str, float]) -> DataFrame:
-    """Report rows with the columns of an alert and ``alert``: whether the value is above
-    the rule's threshold."""
+def _judged(emitted: DataFrame, job: Job, thresholds: Mapping[str, float]) -> DataFrame:
+    """Report rows with the columns of an alert too (rule, threshold, alert_id)."""
     threshold = reduce(
         lambda acc, m: acc.when(F.col("metric") == m, F.lit(float(thresholds[m]))),
         [metric for _, metric in job.metrics],
         F.when(F.lit(False), F.lit(0.0)),
     )
-    rows = report_rows(aggregated).withColumn("threshold", threshold)
+    rows = report_rows(emitted, job).withColumn("threshold", threshold)
     rows = rows.withColumn("rule", F.concat_ws("_", "metric", "aggregation"))
     key = F.concat_ws("|", "job", "rule", "server_id", "window_start")
-    rows = rows.withColumn("alert_id", F.substring(F.sha2(key, 256), 1, 32))
-    return rows.withColumn("alert", F.col("value") > F.col("threshold"))
+    return rows.withColumn("alert_id", F.substring(F.sha2(key, 256), 1, 32))
 
 
-def alerts(aggregated: DataFrame, job: Job, thresholds: Mapping[str, float]) -> DataFrame:
-    """One alert per window, server and rule whose aggregate is above the rule's threshold.
+def aggregates(emitted: DataFrame, job: Job) -> DataFrame:
+    """The final aggregates, as the aggregates file has them."""
+    return report_rows(emitted, job).where(~F.col("alert")).select(*AGGREGATE_COLUMNS)
+
+
+def alerts(emitted: DataFrame, job: Job, thresholds: Mapping[str, float]) -> DataFrame:
+    """The alerts, as the alerts file has them.
 
     ``alert_id`` is deterministic: sha256 of ``job|rule|server_id|window_start`` (first 32 hex).
     """
-    return _judged(aggregated, job, thresholds).where("alert").select(*ALERT_COLUMNS)
+    return _judged(emitted, job, thresholds).where("alert").select(*ALERT_COLUMNS)
 
 
-def window_lines(aggregated: DataFrame, job: Job, thresholds: Mapping[str, float]) -> DataFrame:
-    """A batch's two outputs in one pass: per aggregate row its JSON line (``aggregate``), and
-    its alert's JSON line when it raises one (``alert``, else null), with ``server_id``, in
-    file order.
+def window_lines(emitted: DataFrame, job: Job, thresholds: Mapping[str, float]) -> DataFrame:
+    """A batch's two outputs in one pass: per emitted row its JSON line, as an ``aggregate``
+    or an ``alert`` (the other null), with ``server_id``, in file order.
 
-    One Spark job writes both files: reading the aggregates back once for each output would
-    cost a job (and a cache) each on every micro-batch. Within a job the rule is the metric
-    with the job's aggregation, so one order serves both files.
+    One Spark job writes both files: reading the batch back once for each output would cost a
+    job (and a cache) each on every micro-batch. Within a job the rule is the metric with the
+    job's aggregation, so one order serves both files.
     """
-    judged = _in_file_order(_judged(aggregated, job, thresholds), *AGGREGATE_ORDER)
+    judged = _in_file_order(_judged(emitted, job, thresholds), *AGGREGATE_ORDER, "alert")
     return judged.select(
         "server_id",
-        F.to_json(F.struct(*aggregated.columns)).alias("aggregate"),
+        F.when(~F.col("alert"), F.to_json(F.struct(*AGGREGATE_COLUMNS))).alias("aggregate"),
         F.when(F.col("alert"), F.to_json(F.struct(*ALERT_COLUMNS))).alias("alert"),
     )
 
