@@ -1,11 +1,13 @@
 """``python -m bench``: run the benchmark sections and write bench/results/.
 
-    python -m bench [--inventory inventory/lab-ha] [--deploy-inventory inventory/lab]
+    python -m bench [--inventory inventory/lab-ha] [--latency-inventories inventory/lab,...]
+                    [--deploy-inventory inventory/lab]
                     [--only throughput,latency,deploy] [--runs 3] [--quick] [--keep]
 
-Throughput and latency run against ``--inventory`` (booted with rtm-lab and deployed with
-site.yml first, taken down afterwards unless ``--keep``); the deployment benchmark boots
-``--deploy-inventory`` fresh, as often as ``--runs`` says.
+Throughput runs against ``--inventory`` and latency against each of ``--latency-inventories``
+in turn (each booted with rtm-lab and deployed with site.yml first, taken down afterwards
+unless ``--keep``); the deployment benchmark boots ``--deploy-inventory`` fresh, as often as
+``--runs`` says.
 """
 
 from __future__ import annotations
@@ -36,6 +38,13 @@ def parser() -> argparse.ArgumentParser:
         help="lab for throughput and latency (default: %(default)s)",
     )
     p.add_argument(
+        "--latency-inventories",
+        type=lambda text: [Path(t.strip()) for t in text.split(",") if t.strip()],
+        default=[Path("inventory/lab"), Path("inventory/lab-ha")],
+        help="comma-separated labs the latency runs on, one after the other"
+        " (default: inventory/lab,inventory/lab-ha)",
+    )
+    p.add_argument(
         "--deploy-inventory",
         type=Path,
         default=Path("inventory/lab"),
@@ -54,7 +63,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--skip-deploy",
         action="store_true",
-        help="--inventory is up and deployed: no rtm-lab up, no site.yml, no down",
+        help="the labs are up and deployed: no rtm-lab up, no site.yml, no down",
     )
     p.add_argument("--results", type=Path, default=RESULTS, help="where to write the results")
     p.add_argument("--log-level", default="INFO", choices=logsetup.LEVELS)
@@ -70,32 +79,54 @@ def sections(text: str) -> list[str]:
 
 
 def _pipeline_sections(args: argparse.Namespace, wanted: list[str], runs: int) -> bool:
+    """Throughput on --inventory, latency on each of --latency-inventories: one lab up at a
+    time (the machine holds one at full load)."""
+    labs = [args.inventory] if "throughput" in wanted else []
+    if "latency" in wanted:
+        labs += [i for i in args.latency_inventories if i not in labs]
+    ok = True
+    for inventory in labs:
+        names = [n for n in ("throughput",) if n in wanted and inventory == args.inventory]
+        names += (
+            ["latency"] if "latency" in wanted and inventory in args.latency_inventories else []
+        )
+        ok = _on_lab(args, inventory, names, runs) and ok
+    return ok
+
+
+def _on_lab(args: argparse.Namespace, inventory: Path, names: list[str], runs: int) -> bool:
     ok = True
     try:
         if not args.skip_deploy:
-            lab_up(args.inventory)
-            deploy_site(args.inventory)
-        target = Target.load(args.inventory)
-        for name in ("throughput", "latency"):
-            if name in wanted:
-                ok = _run_section(args, name, runs, target) and ok
+            lab_up(inventory)
+            deploy_site(inventory)
+        target = Target.load(inventory)
+        for name in names:
+            ok = _run_section(args, name, runs, target, inventory) and ok
     except BenchError as exc:
         log.error("%s", exc)
         ok = False
     finally:
         if not args.keep and not args.skip_deploy:
-            lab_down(args.inventory)
+            lab_down(inventory)
     return ok
 
 
-def _run_section(args: argparse.Namespace, name: str, runs: int, target: Target | None) -> bool:
+def _run_section(
+    args: argparse.Namespace,
+    name: str,
+    runs: int,
+    target: Target | None,
+    inventory: Path | None = None,
+) -> bool:
     """Measure one section and write its results; False (logged) when it stopped early."""
-    section = report.Section(name, machine.describe())
+    file_name = f"{name}-{inventory.name}" if name == "latency" and inventory else name
+    section = report.Section(file_name, machine.describe())
     section.settings |= {"runs": runs, "quick": args.quick}
     started = time.monotonic()
     ok = True
     try:
-        _measure(args, section, runs, target)
+        _measure(args, section, runs, target, inventory)
     except Exception as exc:
         # One section failing (a lab that will not boot) must not cost the others' figures.
         log.exception("%s benchmark stopped early", name)
@@ -109,10 +140,14 @@ def _run_section(args: argparse.Namespace, name: str, runs: int, target: Target 
 
 
 def _measure(
-    args: argparse.Namespace, section: report.Section, runs: int, target: Target | None
+    args: argparse.Namespace,
+    section: report.Section,
+    runs: int,
+    target: Target | None,
+    inventory: Path | None,
 ) -> None:
-    if section.name in {"throughput", "latency"} and target is not None:
-        section.settings["inventory"] = str(args.inventory)
+    if target is not None and inventory is not None:
+        section.settings["inventory"] = str(inventory)
         section.settings["security"] = "tls" if target.layout.tls else "plaintext"
         module = throughput if section.name == "throughput" else latency
         module.measure(target, section, runs, args.quick)

@@ -18,12 +18,20 @@ from bench.stats import Figure
 
 log = logging.getLogger(__name__)
 
-SECTION_ORDER = ("throughput", "latency", "deploy")
+# Latency is measured on each lab of its own: one section per inventory, latency-<name>.
+SECTION_ORDER = ("throughput", "latency-*", "deploy")
 TITLES = {
     "throughput": "Producer throughput",
     "latency": "End-to-end alert latency",
     "deploy": "Deployment",
 }
+
+
+def title(name: str) -> str:
+    family, _, inventory = name.partition("-")
+    if family == "latency" and inventory:
+        return f"{TITLES[family]} on inventory/{inventory}"
+    return TITLES.get(name, name)
 
 
 @dataclass
@@ -49,7 +57,7 @@ class Section:
     def to_json(self) -> dict[str, object]:
         return {
             "section": self.name,
-            "title": TITLES.get(self.name, self.name),
+            "title": title(self.name),
             "machine": dict(self.machine),
             "settings": self.settings,
             "figures": [f.to_json() for f in self.figures],
@@ -73,9 +81,8 @@ def write_section(results: Path, section: Section) -> Path:
 def load_sections(results: Path) -> list[dict[str, Any]]:
     """Every section file present, in the report's order (sections not run keep old files)."""
     found = []
-    for name in SECTION_ORDER:
-        path = results / f"{name}.json"
-        if path.is_file():
+    for pattern in SECTION_ORDER:
+        for path in sorted(results.glob(f"{pattern}.json")):
             found.append(json.loads(path.read_text(encoding="utf-8")))
     return found
 

@@ -248,6 +248,39 @@ def _split_sample(workdir: Path) -> tuple[Path, Path]:
     return first, second
 
 
+def test_a_silent_servers_windows_close_when_the_others_move_the_watermark(
+    pipeline_factory: Callable[[str], Pipeline], spark: SparkSession
+) -> None:
+    """The per-server timers: a server that stops sending is not left with open windows."""
+    pipe = pipeline_factory("silent")
+    producer = KafkaProducer(bootstrap_servers=pipe.broker.bootstrap)
+    origin = datetime(2025, 1, 1, tzinfo=UTC)
+    for server, seconds, cpu_pct in (("quiet", 20, 95.0), ("busy", 120, 10.0)):
+        for second in range(seconds):
+            ts = (origin + timedelta(seconds=second)).strftime("%Y-%m-%dT%H:%M:%SZ")
+            record = {"server_id": server, "ts": ts, "cpu_pct": cpu_pct}
+            producer.send(pipe.topic("cpu"), json.dumps(record).encode(), key=server.encode())
+    producer.flush(timeout=30)
+    producer.close()
+    config = pipe.config()
+
+    run_stream(
+        spark, _context(config, "cpu_mem", "stream"), available_now=True, timeout=QUERY_TIMEOUT
+    )
+    run_batch(spark, _context(config, "cpu_mem", "batch"))
+
+    # The quiet server's own clock (00:00:19) closes only [23:59:40, 00:00:10); the watermark,
+    # 00:01:59 - 10 s, closes the rest of its windows: their ends plus a second are before it.
+    stream, batch = (
+        read_jsonl(pipe.output / "cpu_mem" / mode / "aggregates") for mode in ("stream", "batch")
+    )
+    quiet = sorted(a["window_end"][11:19] for a in stream if a["server_id"] == "quiet")
+    assert quiet == ["00:00:10", "00:00:20", "00:00:30", "00:00:40"]
+    assert sorted(stream, key=json.dumps) == sorted(batch, key=json.dumps)
+    raised = {(a["server_id"], a["window_end"][11:19]) for a in pipe.alerts("cpu_mem", "stream")}
+    assert raised == {("quiet", end) for end in quiet}
+
+
 def test_restarted_stream_resumes_from_its_checkpoint(
     pipeline_factory: Callable[[str], Pipeline], spark: SparkSession
 ) -> None:
@@ -302,6 +335,30 @@ def test_an_earlier_rtms_windows_checkpoint_is_taken_over_where_it_stopped(
     assert list(earlier.parent.glob(f"{runner.EARLIER_WINDOWS}.replaced-*"))
     # It went on from where the earlier checkpoint stopped: the second half only, once.
     assert_alerts(pipe.alerts("cpu_mem", "stream"), expected_alerts([second], "cpu_mem"))
+
+
+def test_a_changed_window_size_continues_in_a_new_checkpoint_where_the_old_stopped(
+    pipeline_factory: Callable[[str], Pipeline],
+    spark: SparkSession,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    pipe = pipeline_factory("reshape")
+    first, second = _split_sample(pipe.workdir)
+    assert pipe.produce(first).returncode == 0
+    run_stream(spark, _context(pipe.config(), "cpu_mem", "stream"), available_now=True,
+               timeout=QUERY_TIMEOUT)  # fmt: skip
+    assert pipe.produce(second).returncode == 0
+    narrower = _context(pipe.config(window={"size": "20 seconds"}), "cpu_mem", "stream")
+
+    run_stream(spark, narrower, available_now=True, timeout=QUERY_TIMEOUT)
+
+    assert "holds windows of size 30 s sliding 10 s; the config asks for 20 s" in caplog.text
+    assert list(narrower.checkpoint(runner.WINDOWS).parent.glob(f"{runner.WINDOWS}.replaced-*"))
+    # The new checkpoint is a new generation of files, of the second half only, once.
+    alerts_dir = pipe.output / "cpu_mem" / "stream" / "alerts"
+    newer = [json.loads(line) for path in sorted(alerts_dir.glob("part-g0002-*.jsonl"))
+             for line in path.read_text().splitlines()]  # fmt: skip
+    assert_alerts(newer, expected_alerts([second], "cpu_mem", size=20))
 
 
 def _consumer(config: Path, *args: str) -> list[str]:

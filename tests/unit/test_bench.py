@@ -68,23 +68,30 @@ def test_figure_summary_and_rounding() -> None:
     assert "median" not in Figure("none", "s").to_json()
 
 
-def test_latencies_to_window_end_and_newest_event() -> None:
+def test_latencies_to_window_end_and_the_evidence() -> None:
     ticks = [100.0, 101.0, 102.0, 103.0, 104.0, 105.0]
 
-    def window(job: str, start: int, end: int) -> dict[str, str]:
+    def window(job: str, start: int, end: int, samples: int = 1) -> dict[str, object]:
         iso = "1970-01-01T00:{:02d}:{:02d}Z".format
         return {
             "job": job,
+            "aggregation": "max" if job == "net_disk" else "avg",
             "window_start": iso(*divmod(start, 60)),
             "window_end": iso(*divmod(end, 60)),
+            "samples": samples,
         }
 
     alerts = [
         (130.0, window("cpu_mem", 90, 100)),  # no event of this run in it
-        (140.0, window("net_disk", 100, 104)),  # newest event in it: 103
-        (150.0, window("cpu_mem", 90, 120)),  # newest event in it: 105
+        (140.0, window("net_disk", 100, 104, samples=2)),  # crossed at its 2nd sample: 101
+        (150.0, window("cpu_mem", 90, 120)),  # AVG: the newest event in it, 105
+        (103.5, window("net_disk", 102, 130)),  # crossed at its first: 102, before the end
     ]
-    assert latencies(alerts, ticks) == [("net_disk", 36.0, 37.0), ("cpu_mem", 30.0, 45.0)]
+    assert latencies(alerts, ticks) == [
+        ("net_disk", 36.0, 39.0),
+        ("cpu_mem", 30.0, 45.0),
+        ("net_disk", -26.5, 1.5),
+    ]
 
 
 def test_lag_by_job_reads_fab_status_json() -> None:

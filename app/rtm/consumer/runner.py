@@ -54,6 +54,7 @@ def use_this_python() -> None:
 # The windows query's checkpoint, and the one an earlier rtm kept its windows in.
 WINDOWS, EARLIER_WINDOWS = "server-windows", "windows"
 TAKEN_OVER = "rtm-starting-offsets.json"
+WINDOW_SHAPE = "rtm-window-shape.json"  # the size and slide the checkpoint's state holds
 
 
 class StreamError(RuntimeError):
@@ -187,27 +188,45 @@ def stream_queries(
 
 
 def _take_over_earlier_windows(ctx: JobContext) -> str | None:
-    """Where a new windows checkpoint starts when it replaces an earlier rtm's (the windows
-    query once aggregated by the global watermark, in a checkpoint Spark cannot resume with
-    per-server windows): the offsets the earlier one committed, kept in the new checkpoint
-    until its first batch. The earlier checkpoint is renamed, never read again."""
+    """Where the windows query starts when its checkpoint replaces one Spark cannot resume:
+    an earlier rtm's (windows closed by the global watermark) or one written with another
+    window size or slide (its state holds windows of the old shape). The replaced checkpoint is
+    renamed, never read again; the new one starts at the offsets it committed, kept in the new
+    checkpoint until its first batch. None: start as consumer.starting_offsets says."""
     checkpoint, earlier = ctx.checkpoint(WINDOWS), ctx.checkpoint(EARLIER_WINDOWS)
-    kept = checkpoint / TAKEN_OVER
+    shape = {"size": ctx.consumer.window.size, "slide": ctx.consumer.window.slide}
+    recorded = checkpoint / WINDOW_SHAPE
     if earlier.is_dir():
-        offsets = sinks.committed_offsets(earlier)
-        if offsets is not None and sinks.committed_offsets(checkpoint) is None:
-            checkpoint.mkdir(parents=True, exist_ok=True)
-            kept.write_text(json.dumps(offsets, sort_keys=True) + "\n", encoding="utf-8")
-        retired = earlier.with_name(f"{EARLIER_WINDOWS}.replaced-{int(time.time())}")
-        earlier.rename(retired)
-        log.warning(
-            "%s: the windows checkpoint %s is from an earlier rtm (windows closed by the global"
-            " watermark); the per-server windows continue from where it stopped, in %s, and it"
-            " is kept as %s (delete it at will). Windows open at the switch are closed with"
-            " the samples read after it",
-            ctx.job.name, earlier, checkpoint, retired,
-        )  # fmt: skip
+        _take_over(ctx, earlier, "is from an earlier rtm (windows closed by the global watermark)")
+    elif recorded.is_file() and (was := json.loads(recorded.read_text(encoding="utf-8"))) != shape:
+        _take_over(
+            ctx,
+            checkpoint,
+            f"holds windows of size {was['size']} s sliding {was['slide']} s; the config asks"
+            f" for {shape['size']} s sliding {shape['slide']} s",
+        )
+    if not recorded.is_file():
+        checkpoint.mkdir(parents=True, exist_ok=True)
+        recorded.write_text(json.dumps(shape, sort_keys=True) + "\n", encoding="utf-8")
+    kept = checkpoint / TAKEN_OVER
     return kept.read_text(encoding="utf-8").strip() if kept.is_file() else None
+
+
+def _take_over(ctx: JobContext, replaced: Path, why: str) -> None:
+    checkpoint = ctx.checkpoint(WINDOWS)
+    offsets = sinks.committed_offsets(replaced)
+    retired = replaced.with_name(f"{replaced.name}.replaced-{int(time.time())}")
+    replaced.rename(retired)
+    if offsets is not None and sinks.committed_offsets(checkpoint) is None:
+        checkpoint.mkdir(parents=True, exist_ok=True)
+        text = json.dumps(offsets, sort_keys=True) + "\n"
+        (checkpoint / TAKEN_OVER).write_text(text, encoding="utf-8")
+    log.warning(
+        "%s: the windows checkpoint %s %s: the windows continue from where it stopped, in a new"
+        " checkpoint %s, and it is kept as %s (delete it at will). Windows open at the switch"
+        " are closed with the samples read after it",
+        ctx.job.name, replaced, why, checkpoint, retired,
+    )  # fmt: skip
 
 
 def _rules(ctx: JobContext) -> Rules:
