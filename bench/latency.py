@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import yaml
 from kafka import TopicPartition
 
 from bench.lab import BenchError, Target, run, tool
@@ -35,6 +36,7 @@ from rtm.records import parse_ts
 log = logging.getLogger(__name__)
 
 SIZES = (100, 1000, 5000)
+CONFIG_FILE = "/etc/rtm/rtm.yml"  # rtm_app_config_file
 JOB_KINDS = {j.name: len(j.kinds) for j in catalogue().jobs}  # metric topics each job reads
 _BEHIND = re.compile(r"(\d+) records behind")
 
@@ -87,13 +89,15 @@ def lag_by_job(status: dict[str, Any]) -> dict[str, int]:
     return found
 
 
-def keeps_up(samples: Sequence[tuple[float, int]], input_rate: float, trigger: float) -> bool:
+def keeps_up(samples: Sequence[tuple[float, int]], input_rate: float, period: float) -> bool:
     """Lag bounded: never more than about three micro-batches of the input during the load.
 
-    Lag is a saw-tooth (it grows between micro-batches, then drops), so sampled lag is judged
-    against what a consumer that keeps up can be behind, not by its trend.
+    ``period`` is how often a micro-batch starts: the trigger interval, or the batches' own
+    duration when they take longer and run back to back. Lag is a saw-tooth (it grows between
+    micro-batches, then drops), so sampled lag is judged against what a consumer that keeps up
+    can be behind, not by its trend.
     """
-    return bool(samples) and max(v for _, v in samples) <= 3 * input_rate * trigger
+    return bool(samples) and max(v for _, v in samples) <= 3 * input_rate * period
 
 
 def catch_up_seconds(
@@ -202,12 +206,20 @@ def _producer_service(target: Target, action: str) -> None:
             log.warning("systemctl %s rtm-producer on %s: %s", action, address, result.output)
 
 
-def _trigger(target: Target) -> float:
-    for host in target.inv.group(target.layout.group("consumers")):
-        seconds = parse_duration(host.vars.get("rtm_app_trigger_interval", "10 seconds"))
-        if seconds:
-            return seconds
-    return 10.0
+def _consumer_window(target: Target) -> dict[str, float]:
+    """The deployed consumers' trigger interval, grace and watermark in seconds, read from the
+    config on the first consumer host (what rtm_app rendered, defaults included)."""
+    address = target.addresses("consumers")[0]
+    result = target.ssh(address, f"cat {CONFIG_FILE}", timeout=60)
+    if result.returncode != 0:
+        raise BenchError(f"{address}: cannot read {CONFIG_FILE}: {result.output.strip()[:300]}")
+    consumer = yaml.safe_load(result.stdout).get("consumer") or {}
+    window, trigger = consumer.get("window") or {}, consumer.get("trigger") or {}
+    return {
+        "trigger": parse_duration(str(trigger.get("interval", "10 seconds"))) or 10.0,
+        "grace": parse_duration(str(window.get("grace", "1 second"))) or 1.0,
+        "watermark": parse_duration(str(window.get("watermark", "10 seconds"))) or 10.0,
+    }
 
 
 def wait_for_consumers(target: Target, servers: int, trigger: float, limit: float) -> bool:
@@ -242,7 +254,10 @@ def one_run(target: Target, section: Section, plan: Plan, timing: Timing, trigge
         sampler.join(timeout=120)
         reader.join(timeout=30)
     batches = batch_seconds(target, started, time.time())
-    _record(section, plan, load, reader=reader, sampler=sampler, trigger=trigger)
+    periods = {
+        job: max([trigger, percentile(s, 50)] if s else [trigger]) for job, s in batches.items()
+    }
+    _record(section, plan, load, reader=reader, sampler=sampler, periods=periods, trigger=trigger)
     for job, seconds in sorted(batches.items()):
         if seconds:
             for pct in (50, 95):
@@ -258,6 +273,7 @@ def _record(
     *,
     reader: AlertReader,
     sampler: LagSampler,
+    periods: dict[str, float],
     trigger: float,
 ) -> None:
     n = plan.servers
@@ -287,7 +303,7 @@ def _record(
                 section.figure(f"N={n}: max lag {job}, in seconds of its input", "s",
                                "max lag / records per second the job reads").add(
                     highest / job_rate)  # fmt: skip
-        up = up and keeps_up(series, job_rate, trigger)
+        up = up and keeps_up(series, job_rate, periods.get(job, trigger))
     details = section.details.setdefault("runs", [])
     details.append({
         "servers": n,
@@ -304,12 +320,15 @@ def _record(
 
 def measure(target: Target, section: Section, runs: int, quick: bool) -> None:
     timing = QUICK if quick else FULL
-    trigger = _trigger(target)
+    deployed = _consumer_window(target)
+    trigger = deployed["trigger"]
     section.settings |= {
         "load_seconds": timing.seconds,
         "drain_seconds": timing.drain,
         "warm_up": f"N={WARM_UP_SERVERS} for {timing.warm_up} s, not measured",
         "trigger_seconds": trigger,
+        "grace_seconds": deployed["grace"],
+        "watermark_seconds": deployed["watermark"],
         "partitions": int(target.layout.topics["cpu"]["partitions"]),
     }
     # The deployed producer replays the sample into the same topics: stop it meanwhile.

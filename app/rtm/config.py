@@ -450,7 +450,7 @@ def _consumer(sec: _Section) -> ConsumerConfig:
     wsec.done()
     tsec = sec.section("trigger")
     trigger = TriggerConfig(
-        interval=tsec.duration("interval", "10 seconds"),
+        interval=tsec.duration("interval", "1 second"),
         available_now=tsec.boolean("available_now", False),
     )
     tsec.done()

@@ -112,9 +112,9 @@ def test_lag_by_job_reads_fab_status_json() -> None:
 def test_keeps_up_needs_a_bounded_lag() -> None:
     steady = [(t, 2000) for t in range(0, 100, 10)]
     growing = [(t, 1000 * t) for t in range(0, 100, 10)]
-    assert keeps_up(steady, input_rate=200, trigger=10)
-    assert not keeps_up(growing, input_rate=200, trigger=10)
-    assert not keeps_up([], input_rate=200, trigger=10)
+    assert keeps_up(steady, input_rate=200, period=10)
+    assert not keeps_up(growing, input_rate=200, period=10)
+    assert not keeps_up([], input_rate=200, period=10)
 
 
 def test_catch_up_after_the_load() -> None:

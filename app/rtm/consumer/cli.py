@@ -72,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
             JobContext,
             StreamError,
             build_session,
+            quiet_back_to_back_batches,
             run_batch,
             run_stream,
         )
@@ -92,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         log.error("configuration error: %s", exc)
         return EXIT_CONFIG
     spark.sparkContext.setLogLevel("WARN")
+    quiet_back_to_back_batches(spark)
     try:
         if args.mode == "batch":
             run_batch(spark, ctx)

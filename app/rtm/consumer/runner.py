@@ -44,6 +44,17 @@ SESSION_CONF = {
 }
 
 
+# A micro-batch longer than a short trigger interval is normal (the next one starts at once),
+# yet Spark warns about it on every batch: only its errors are worth the journal.
+BACK_TO_BACK = "org.apache.spark.sql.execution.streaming.runtime.ProcessingTimeExecutor"
+
+
+def quiet_back_to_back_batches(spark: SparkSession) -> None:
+    jvm = spark.sparkContext._jvm
+    log4j = jvm.org.apache.logging.log4j  # type: ignore[union-attr]
+    log4j.core.config.Configurator.setLevel(BACK_TO_BACK, log4j.Level.ERROR)
+
+
 def use_this_python() -> None:
     """Have Spark's Python workers (the per-server windows run in them) start this
     interpreter, which has rtm and its dependencies, unless PYSPARK_PYTHON names another.
@@ -55,6 +66,7 @@ def use_this_python() -> None:
 WINDOWS, EARLIER_WINDOWS = "server-windows", "windows"
 TAKEN_OVER = "rtm-starting-offsets.json"
 WINDOW_SHAPE = "rtm-window-shape.json"  # the size and slide the checkpoint's state holds
+QUARANTINE_INTERVAL = 10.0  # seconds, at least, between the quarantine query's micro-batches
 
 
 class StreamError(RuntimeError):
@@ -178,11 +190,14 @@ def stream_queries(
             "event_time", f"{ctx.consumer.window.watermark} seconds"
         )
         emitted = stateful.stream(watermarked, _rules(ctx))
-        return _start(emitted, ctx, WINDOWS, available_now, _write_windows)
+        interval = ctx.consumer.trigger.interval
+        return _start(emitted, ctx, WINDOWS, available_now, _write_windows, interval=interval)
 
     def quarantine() -> StreamingQuery:
         bad = transforms.quarantined(parsed(), ctx.job)
-        return _start(bad, ctx, "quarantine", available_now, _write_quarantine)
+        # Nobody waits on the quarantine: a short trigger would only take CPU from the windows.
+        interval = max(ctx.consumer.trigger.interval, QUARANTINE_INTERVAL)
+        return _start(bad, ctx, "quarantine", available_now, _write_quarantine, interval=interval)
 
     return {"windows": windows, "quarantine": quarantine}
 
@@ -338,6 +353,8 @@ def _start(
     name: str,
     available_now: bool,
     write: Callable[[JobContext, DataFrame, str], None],
+    *,
+    interval: float,
 ) -> StreamingQuery:
     checkpoint = ctx.checkpoint(name)
     generation = sinks.generation(checkpoint, ctx.outputs)
@@ -352,5 +369,5 @@ def _start(
     if available_now:
         writer = writer.trigger(availableNow=True)
     else:
-        writer = writer.trigger(processingTime=f"{ctx.consumer.trigger.interval} seconds")
+        writer = writer.trigger(processingTime=f"{interval} seconds")
     return writer.start()
