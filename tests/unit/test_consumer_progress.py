@@ -40,6 +40,7 @@ def test_the_report_has_the_batch_the_offsets_read_up_to_and_the_watermark() -> 
         "input_rows": 360,
         "offsets": {"topic-cpu": {"0": 130, "1": 95}, "topic-mem": {"0": 240}},
         "watermark": "2025-01-01T00:03:39.000Z",
+        "duration_ms": {"triggerExecution": 812, "addBatch": 640},
         "recent": [["2026-12-03T09:59:59.000Z", 530, 360], ["2026-12-03T10:00:00.000Z", 812, 360]],
     }
     # Older Spark versions give the offsets as a JSON string.

@@ -296,7 +296,8 @@ def run_stream(
 
 def progress_of(job: str, progress: dict, recent: list[dict] | None = None) -> dict[str, object]:
     """What the job reports of a micro-batch of its windows query (Spark's progress event):
-    the batch, when it ran, its input rows, the offsets read up to and the watermark; and of
+    the batch, when it ran, its input rows, the offsets read up to, the watermark and where
+    its time went; and of
     the ``recent`` batches (Spark keeps the last hundred) when each ran, how long it took in
     milliseconds and its input rows, for the benchmarks."""
     offsets: dict[str, dict[str, int]] = {}
@@ -315,6 +316,8 @@ def progress_of(job: str, progress: dict, recent: list[dict] | None = None) -> d
         "input_rows": progress.get("numInputRows"),
         "offsets": offsets,
         "watermark": (progress.get("eventTime") or {}).get("watermark"),
+        # Where the newest batch's time went (planning, the sink, commits): Spark's own names.
+        "duration_ms": progress.get("durationMs") or {},
         "recent": [
             [p.get("timestamp"), (p.get("durationMs") or {}).get("triggerExecution"),
              p.get("numInputRows")]
