@@ -51,8 +51,8 @@ ALERTS_DIR = "/var/lib/rtm/output/cpu_mem/stream/alerts/"
 # At most 500 records per micro-batch, about 55 s of the sample's events (9 partitions of the
 # cpu_mem job's three topics): its alerts close in the second to the fourth batch, so a kill
 # after the first alert file lands mid-pass (the replay sends them in real time, about 45
-# records a second), and the job keeps up with the replay. At most 2000 records wait in the replaying producer, so the
-# outage drill reaches its back-pressure within a minute.
+# records a second), and the job keeps up with the replay. At most 2000 records wait in the
+# replaying producer, so the outage drill reaches its back-pressure within a minute.
 DRILL_SETTINGS = (
     "-e",
     json.dumps(
