@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +15,8 @@ from kafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
 from kafka.partitioner import DefaultPartitioner
 
 from rtm.config import parse
+from rtm.producer import service
+from rtm.producer.live import HostSampler
 from rtm.producer.publisher import SPOOL_FILE, STATE_FILE, KeyCachePartitioner, Publisher
 from rtm.producer.service import Stopper, live
 
@@ -187,16 +188,18 @@ def test_a_spool_acknowledged_at_once_is_removed_at_once(tmp_path: Path) -> None
     assert not spool.exists(), "a stale spool would be sent again by the next start"
 
 
-class SlowFirstSend:
-    """Records what live mode publishes; the first send waits, as one waiting for metadata."""
+class FirstSendWaits:
+    """Records what live mode publishes; the first send waits, as one waiting for metadata,
+    until ``go`` is set (or 10 s pass)."""
 
-    def __init__(self, wait: float) -> None:
-        self.wait = wait
+    def __init__(self, go: threading.Event) -> None:
+        self.go = go
+        self.waited_for_go: bool | None = None
         self.records: list[tuple[str, dict[str, object]]] = []
 
     def publish(self, topic: str, key: str | None, record: dict[str, object]) -> bool:
-        if not self.records:
-            time.sleep(self.wait)
+        if self.waited_for_go is None:
+            self.waited_for_go = self.go.wait(10)
         self.records.append((topic, record))
         return True
 
@@ -204,7 +207,7 @@ class SlowFirstSend:
         pass
 
 
-def test_live_mode_behind_schedule_samples_once_instead_of_in_a_burst(tmp_path: Path) -> None:
+def test_live_mode_samples_on_while_a_send_waits(tmp_path: Path, monkeypatch) -> None:
     config = parse(
         {
             "kafka": {"bootstrap_servers": ["localhost:9092"]},
@@ -212,11 +215,25 @@ def test_live_mode_behind_schedule_samples_once_instead_of_in_a_burst(tmp_path: 
         },
         base=tmp_path,
     )
-    publisher = SlowFirstSend(wait=0.2)  # twenty intervals behind after the first record
+    all_taken = threading.Event()
+
+    class CountingSampler(HostSampler):
+        taken = 0
+
+        def sample(self) -> dict[str, dict[str, float]]:
+            CountingSampler.taken += 1
+            if CountingSampler.taken == 20:
+                all_taken.set()
+            return super().sample()
+
+    monkeypatch.setattr(service, "HostSampler", CountingSampler)
+    publisher = FirstSendWaits(go=all_taken)
     live(config, publisher, Stopper(), "host", samples=20)  # type: ignore[arg-type]
+    # The first send was still waiting when the twentieth sample was taken.
+    assert publisher.waited_for_go is True
     per_topic = Counter(topic for topic, _ in publisher.records)
     assert set(per_topic.values()) == {20}
-    # One event time per sample: a burst would give two samples the same millisecond.
+    # One event time per sample.
     times = Counter((topic, rec["ts"]) for topic, rec in publisher.records)
     assert max(times.values()) == 1, times.most_common(3)
 

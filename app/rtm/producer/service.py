@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -16,8 +17,8 @@ from typing import TypeVar
 from kafka.errors import KafkaError
 
 from rtm.config import Config
-from rtm.producer.live import HostSampler
-from rtm.producer.publisher import Publisher
+from rtm.producer.live import HostSampler, Values
+from rtm.producer.publisher import WATCH_INTERVAL, Publisher
 from rtm.producer.replay import Row, check_files, data_span, schedule
 from rtm.records import KINDS, RowError, from_row, measurement
 
@@ -117,9 +118,17 @@ def _send_row(sending: _Sending, row: Row, shift: timedelta) -> None:
     )
 
 
+# When a sample was taken, and its values by kind.
+Sample = tuple[datetime, dict[str, Values]]
+
+
 def live(
     config: Config, publisher: Publisher, stopper: Stopper, host: str, samples: int | None
 ) -> None:
+    """Sample this host every interval and publish each sample's records.
+
+    The samples are taken on a thread of their own: a send that waits (for metadata, right
+    after the brokers come back, say) delays the records, not the sampling."""
     cfg = config.producer.live
     server_id = cfg.server_id or host
     sampler = HostSampler(KINDS, cfg.disk_path)
@@ -127,20 +136,45 @@ def live(
     if unsampled:
         log.warning("live mode has no sampler for %s; those topics get nothing", unsampled)
     log.info("sampling this host as %s every %gs", server_id, cfg.interval)
-    deadline = time.monotonic()
-    for _ in range(samples) if samples is not None else itertools.count():
-        # Behind schedule (a send waited for metadata, say): sample once now and keep the
-        # cadence from here. Catching up in a burst would take samples in the same
-        # millisecond, one event time for two samples, and the second would hide the first.
-        deadline = max(deadline + cfg.interval, time.monotonic())
-        if stopper.wait(max(deadline - time.monotonic(), 0.0)):
-            return
-        moment = datetime.now(UTC)
-        values = sampler.sample()
+    taken: queue.Queue[Sample | None] = queue.Queue()
+    threading.Thread(
+        target=_sample, args=(sampler, cfg.interval, stopper, samples, taken), daemon=True
+    ).start()
+    while True:
+        try:
+            sample = taken.get(timeout=WATCH_INTERVAL)
+        except queue.Empty:
+            publisher.tick()
+            continue
+        if sample is None:
+            return  # every sample taken is published
+        moment, values = sample
         for k in sampler.kinds:
             record = measurement(k, server_id, moment, values[k.name], host)
             publisher.publish(config.kafka.topics.for_kind(k.name), server_id, record)
         publisher.tick()
+
+
+def _sample(
+    sampler: HostSampler,
+    interval: float,
+    stopper: Stopper,
+    samples: int | None,
+    taken: queue.Queue[Sample | None],
+) -> None:
+    """Put a sample on ``taken`` every ``interval``, then None once stopped or done."""
+    deadline = time.monotonic()
+    try:
+        for _ in range(samples) if samples is not None else itertools.count():
+            # Behind schedule (the host starved of CPU, say): sample once now and keep the
+            # cadence from here. Catching up in a burst would take samples in the same
+            # millisecond, one event time for two samples, and the second would hide the first.
+            deadline = max(deadline + interval, time.monotonic())
+            if stopper.wait(max(deadline - time.monotonic(), 0.0)):
+                return
+            taken.put((datetime.now(UTC), sampler.sample()))
+    finally:
+        taken.put(None)
 
 
 def connect(config: Config, stopper: Stopper, make: Callable[[], T]) -> T | None:
