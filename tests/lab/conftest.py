@@ -37,6 +37,7 @@ CLIENT_PROPERTIES = "/opt/kafka/client.properties"
 _CLIENT_CONFIG_FLAGS = {
     "kafka-console-producer": "--producer.config",
     "kafka-console-consumer": "--consumer.config",
+    "kafka-leader-election": "--admin.config",
 }
 
 

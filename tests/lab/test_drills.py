@@ -1,13 +1,14 @@
 """Failure drills on inventory/lab-ha in ZooKeeper mode: three ZooKeeper nodes, three brokers.
 
-lab up (fixture) -> site.yml, consumers limited to a few records per micro-batch so that the
-sample takes several batches -> a consumer's Spark job SIGKILLed mid-stream: the alert files
-still equal the expected ones -> the ZooKeeper leader stopped: records still flow -> while
-``rtm-drill produce`` streams numbered records: a broker's JVM SIGKILLed, then a whole broker
-host killed and booted again; then ansible/rolling_restart.yml -> ``rtm-drill audit``: every
-acknowledged record is in the topic exactly once -> every broker stopped for a minute and a half
-while the deployed producer replays and a second one samples live: every record exactly once, no
-gap, and every unit healthy again by itself -> lab down (fixture).
+lab up (fixture) -> site.yml, consumers limited to a few records per micro-batch so that the sample
+takes several batches -> a consumer's Spark job SIGKILLed mid-stream: the alert files still equal
+the expected ones -> the ZooKeeper leader stopped: records still flow -> while ``rtm-drill
+produce`` streams numbered records: a broker's JVM SIGKILLed, then a whole broker host killed and
+booted again; then, with the controller resigned as after a ZooKeeper leader's restart,
+ansible/rolling_restart.yml -> ``rtm-drill audit``: every acknowledged record is in the topic
+exactly once -> every broker stopped for a minute and a half while the deployed producer replays
+and a second one samples live: every record exactly once, no gap, and every unit healthy again by
+itself -> lab down (fixture).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -235,14 +237,40 @@ def _lose_a_broker_twice(cluster) -> None:
     time.sleep(5)
 
 
+def resign_the_controller(lab) -> None:
+    """Leave the cluster as a ZooKeeper leader's restart can (KAFKA-13407): /controller names a
+    broker, and none acts as the controller."""
+    shown = lab.zookeeper_shell(BROKERS[0], "get /controller")
+    znode = json.loads(next(line for line in shown.stdout.splitlines() if line.startswith("{")))
+    other = next(i for i in lab.layout.data["kafka_node_ids"].values() if i != znode["brokerid"])
+    # Another name in /controller makes the active controller resign; only a deleted /controller
+    # starts an election.
+    named = json.dumps({**znode, "brokerid": other})
+    changed = lab.zookeeper_shell(BROKERS[0], f"set /controller '{named}'")
+    assert changed.returncode == 0, changed.stderr
+    wait_for(
+        lambda: "NotControllerException" in lab.kafka_tool(
+            BROKERS[0], f"kafka-leader-election --election-type PREFERRED --topic {DRILL_TOPIC}"
+            " --partition 0",
+        ).stderr,
+        timeout=60, interval=2, what="the controller to resign",
+    )  # fmt: skip
+
+
 def test_rolling_restart_loses_no_acknowledged_record(cluster, tmp_path) -> None:
     wait_for(lambda: healthy_partitions(cluster), timeout=300, what="a healthy cluster")
     before = {b: started_at(cluster, b, "kafka.service") for b in BROKERS}
+    resign_the_controller(cluster)
     stream = Stream(cluster, tmp_path / "rolling-restart.json")
     time.sleep(5)
     run = cluster.playbook("ansible/rolling_restart.yml")
     report = stream.stop()
     assert run.returncode == 0, run.output[-6000:]
+    # The playbook found no controller acting and had the brokers elect one, before it
+    # restarted a broker (which would otherwise never learn which partitions it leads).
+    forced = re.search(r"Make the brokers elect a controller[^\n]*\n(\w+):", run.output)
+    assert forced, run.output[-6000:]
+    assert forced.group(1) == "changed", run.output[-6000:]
     assert all(started_at(cluster, b, "kafka.service") > before[b] for b in BROKERS)
     assert report["acknowledged"] > 0, report
     assert report["lost"] == 0, report
