@@ -11,14 +11,17 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from kafka import KafkaProducer
 from pyspark.errors import StreamingQueryException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F  # noqa: N812
 from pyspark.sql.streaming import StreamingQuery
 
+from rtm import kafka_client
 from rtm.config import Config, ConfigError, ConsumerConfig
 from rtm.consumer import sinks, stateful, transforms
 from rtm.consumer.jobs import Job
@@ -92,6 +95,13 @@ class JobContext:
     def subscribe(self) -> str:
         return ",".join(self.config.kafka.topics.for_kind(k.name) for k in self.job.kinds)
 
+    @cached_property
+    def alerts_producer(self) -> KafkaProducer:
+        """The driver's Kafka client for the alerts, made at the first one."""
+        return kafka_client.producer(
+            self.connection, client_id=f"rtm-{self.job.name}-alerts", acks="all", linger_ms=0
+        )
+
     def checkpoint(self, query: str) -> Path:
         return self.consumer.checkpoint_dir / self.job.name / query
 
@@ -131,9 +141,7 @@ def _write_windows(ctx: JobContext, emitted: DataFrame, batch: str) -> None:
         lines, ctx.outputs.file("aggregates", batch), ctx.outputs.file("alerts", batch)
     )
     if raised:
-        sinks.publish_alerts(
-            emitted.sparkSession, raised, ctx.connection, ctx.config.kafka.topics.alerts
-        )
+        sinks.publish_alerts(ctx.alerts_producer, raised, ctx.config.kafka.topics.alerts)
         log.info("%s batch %s: %d alert(s)", ctx.job.name, batch, len(raised))
 
 

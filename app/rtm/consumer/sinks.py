@@ -20,10 +20,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from pyspark.sql import DataFrame, SparkSession
+from kafka import KafkaProducer
+from pyspark.sql import DataFrame
 
 from rtm.consumer import transforms
-from rtm.kafka_client import Connection
 
 log = logging.getLogger(__name__)
 
@@ -163,13 +163,20 @@ def write_windows(lines: DataFrame, aggregates: Path, alerts: Path) -> list[tupl
     return raised
 
 
-def publish_alerts(
-    spark: SparkSession, raised: list[tuple[str, str]], connection: Connection, topic: str
-) -> None:
-    """Send alerts to the Kafka alerts topic, keyed by server (at-least-once: a replayed batch
-    sends again). They are on the driver already: the write reads no batch data again."""
-    alerts = spark.createDataFrame(raised, "key string, value string")
-    alerts.write.format("kafka").options(**connection.spark()).option("topic", topic).save()
+# How long a batch waits for the brokers to acknowledge its alerts before it fails (and is
+# replayed when the job restarts).
+ALERTS_TIMEOUT = 120.0
+
+
+def publish_alerts(producer: KafkaProducer, raised: list[tuple[str, str]], topic: str) -> None:
+    """Send alerts to the Kafka alerts topic, keyed by server, and wait for the brokers'
+    acknowledgement (at-least-once: a replayed batch sends again). They are on the driver
+    already: a client there sends them in milliseconds, where a Spark write is a job of its
+    own. Raises the first send's error, so that the batch fails rather than loses one."""
+    sends = [producer.send(topic, key=key.encode(), value=line.encode()) for key, line in raised]
+    producer.flush(timeout=ALERTS_TIMEOUT)
+    for sent in sends:
+        sent.get(timeout=0)
 
 
 def write_progress(path: Path, progress: dict[str, object]) -> None:
