@@ -238,6 +238,25 @@ def test_live_mode_samples_on_while_a_send_waits(tmp_path: Path, monkeypatch) ->
     assert max(times.values()) == 1, times.most_common(3)
 
 
+def test_live_mode_fails_when_sampling_fails(tmp_path: Path, monkeypatch) -> None:
+    config = parse(
+        {
+            "kafka": {"bootstrap_servers": ["localhost:9092"]},
+            "producer": {"live": {"interval": "10 ms", "server_id": "s1"}},
+        },
+        base=tmp_path,
+    )
+
+    class BrokenSampler(HostSampler):
+        def sample(self) -> dict[str, dict[str, float]]:
+            raise OSError("no /proc")
+
+    monkeypatch.setattr(service, "HostSampler", BrokenSampler)
+    # The producer exits with the error (and systemd restarts it), not quietly with status 0.
+    with pytest.raises(OSError, match="no /proc"):
+        live(config, FirstSendWaits(go=threading.Event()), Stopper(), "host", samples=5)  # type: ignore[arg-type]
+
+
 class Partitions:
     """kafka-python's cluster metadata, as much as a partitioner reads of it."""
 

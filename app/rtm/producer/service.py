@@ -136,7 +136,7 @@ def live(
     if unsampled:
         log.warning("live mode has no sampler for %s; those topics get nothing", unsampled)
     log.info("sampling this host as %s every %gs", server_id, cfg.interval)
-    taken: queue.Queue[Sample | None] = queue.Queue()
+    taken: queue.Queue[Sample | Exception | None] = queue.Queue()
     threading.Thread(
         target=_sample, args=(sampler, cfg.interval, stopper, samples, taken), daemon=True
     ).start()
@@ -148,6 +148,8 @@ def live(
             continue
         if sample is None:
             return  # every sample taken is published
+        if isinstance(sample, Exception):
+            raise sample  # the sampler failed: the producer fails, as if it had sampled here
         moment, values = sample
         for k in sampler.kinds:
             record = measurement(k, server_id, moment, values[k.name], host)
@@ -160,9 +162,10 @@ def _sample(
     interval: float,
     stopper: Stopper,
     samples: int | None,
-    taken: queue.Queue[Sample | None],
+    taken: queue.Queue[Sample | Exception | None],
 ) -> None:
-    """Put a sample on ``taken`` every ``interval``, then None once stopped or done."""
+    """Put a sample on ``taken`` every ``interval``, then None once stopped or done (or the
+    exception that ended the sampling)."""
     deadline = time.monotonic()
     try:
         for _ in range(samples) if samples is not None else itertools.count():
@@ -171,9 +174,11 @@ def _sample(
             # millisecond, one event time for two samples, and the second would hide the first.
             deadline = max(deadline + interval, time.monotonic())
             if stopper.wait(max(deadline - time.monotonic(), 0.0)):
-                return
+                break
             taken.put((datetime.now(UTC), sampler.sample()))
-    finally:
+    except Exception as exc:  # handed to the publishing thread, which raises it
+        taken.put(exc)
+    else:
         taken.put(None)
 
 
