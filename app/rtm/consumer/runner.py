@@ -192,7 +192,7 @@ def stream_queries(
         )
 
     def windows() -> StreamingQuery:
-        starting = _take_over_earlier_windows(ctx) or ctx.consumer.starting_offsets
+        starting = _take_over_unresumable(ctx) or ctx.consumer.starting_offsets
         measured = transforms.measurements(parsed(starting), ctx.job, ctx.config.kafka.topics)
         watermarked = measured.withWatermark(
             "event_time", f"{ctx.consumer.window.watermark} seconds"
@@ -210,7 +210,7 @@ def stream_queries(
     return {"windows": windows, "quarantine": quarantine}
 
 
-def _take_over_earlier_windows(ctx: JobContext) -> str | None:
+def _take_over_unresumable(ctx: JobContext) -> str | None:
     """Where the windows query starts when its checkpoint replaces one Spark cannot resume:
     an earlier rtm's (windows closed by the global watermark) or one written with another
     window size or slide (its state holds windows of the old shape). The replaced checkpoint is
