@@ -305,9 +305,8 @@ def run_stream(
 def progress_of(job: str, progress: dict, recent: list[dict] | None = None) -> dict[str, object]:
     """What the job reports of a micro-batch of its windows query (Spark's progress event):
     the batch, when it ran, its input rows, the offsets read up to, the watermark and where
-    its time went; and of
-    the ``recent`` batches (Spark keeps the last hundred) when each ran, how long it took in
-    milliseconds and its input rows, for the benchmarks."""
+    its time went; and of the ``recent`` batches (Spark keeps the last hundred) when each ran,
+    how long it took in milliseconds and its input rows, for the benchmarks."""
     offsets: dict[str, dict[str, int]] = {}
     for source in progress.get("sources") or []:
         end = source.get("endOffset")
