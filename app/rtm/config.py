@@ -61,6 +61,8 @@ class Topics:
 # The producer's batches, per partition, at most (make bench: with kafka-python's 16 KiB
 # default a bulk replay sent 3-10 % fewer records a second).
 BATCH_SIZE = 256 * 1024
+# A bulk replay's sending processes, at most: past the cores and the brokers' pace more only wait.
+MAX_PROCESSES = 32
 
 # The client name of the producer's login (a consumer job logs in under its job's name).
 PRODUCER = "producer"
@@ -96,7 +98,8 @@ class ReplayConfig:
     speedup: float
     as_fast_as_possible: bool
     loop: bool
-    buffer: int  # records read but not yet acknowledged, at most (back-pressure)
+    buffer: int  # records read but not yet acknowledged, at most (back-pressure), per process
+    processes: int = 1  # the servers are shared out among this many sending processes
 
 
 @dataclass(frozen=True)
@@ -247,14 +250,16 @@ class _Section:
             raise ConfigError(f"{self.key(name)}: expected {kind}, got {_show(value)}")
         return float(value)
 
-    def integer(self, name: str, default: int | None, *, minimum: int = 0) -> int | None:
+    def integer(
+        self, name: str, default: int | None, *, minimum: int = 0, maximum: int | None = None
+    ) -> int | None:
         value = self.raw(name, default)
         if value is None:
             return None
-        if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-            raise ConfigError(
-                f"{self.key(name)}: expected an integer >= {minimum}, got {_show(value)}"
-            )
+        too_big = maximum is not None and isinstance(value, int) and value > maximum
+        if not isinstance(value, int) or isinstance(value, bool) or value < minimum or too_big:
+            wanted = f">= {minimum}" if maximum is None else f"from {minimum} to {maximum}"
+            raise ConfigError(f"{self.key(name)}: expected an integer {wanted}, got {_show(value)}")
         return value
 
     def duration(self, name: str, default: str, *, whole: bool = False) -> float:
@@ -386,6 +391,7 @@ def _producer(sec: _Section) -> ProducerConfig:
         as_fast_as_possible=rsec.boolean("as_fast_as_possible", False),
         loop=rsec.boolean("loop", False),
         buffer=rsec.integer("buffer", 10_000, minimum=1) or 10_000,
+        processes=rsec.integer("processes", 1, minimum=1, maximum=MAX_PROCESSES) or 1,
     )
     rsec.done()
     lsec = sec.section("live")

@@ -4,6 +4,7 @@ the delivery timeout, a stop in the middle of one, and a deleted checkpoint."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import signal
 import subprocess
@@ -28,6 +29,7 @@ from reference_alerts import expected_alerts
 from rtm.catalogue import catalogue
 from rtm.consumer.runner import WINDOWS, run_stream
 from rtm.producer.publisher import SPOOL_FILE
+from rtm.producer.workers import spool_dir_of
 
 METRIC_KINDS = tuple(k.name for k in catalogue().kinds)
 # Short timeouts, so that an outage of a few seconds outlasts the delivery timeout a few times.
@@ -173,6 +175,72 @@ def test_a_stop_during_an_outage_spools_what_waits_and_the_next_start_sends_it_f
     # At-least-once at a stop during an outage: a record written as the broker went away, its
     # acknowledgement lost, may be there twice; never more of them than were waiting.
     assert len([k for k, n in counts.items() if n > 1]) <= spooled
+
+
+def test_a_replay_shared_among_processes_sends_every_record_once_in_each_servers_order(
+    pipeline_factory: Callable[[str], Pipeline],
+) -> None:
+    pipe = pipeline_factory("processes")
+    config = pipe.config(producer={"spool_dir": str(pipe.workdir)})
+    # What a stopped run with more processes spooled: no process of this run has it as its own.
+    left = {"server_id": "left-over", "ts": "2025-01-01T00:00:00Z", "cpu_pct": 1.0}
+    spooled = {"topic": pipe.topic("cpu"), "key": "left-over", "value": json.dumps(left)}
+    left_dir = spool_dir_of(pipe.workdir, 5)
+    left_dir.mkdir()
+    (left_dir / SPOOL_FILE).write_text(json.dumps(spooled | {"ts": left["ts"]}) + "\n")
+    proc = _producer(config, "--data-dir", str(SAMPLE), "--as-fast-as-possible", "--processes", "2")
+    log = _finish(proc, [])
+    assert proc.returncode == 0, log[-4000:]
+    counts = _records(pipe)
+    assert len(counts) == _sample_rows() + 1, "a record is missing"
+    assert set(counts.values()) == {1}, [k for k, n in counts.items() if n > 1][:5]
+    assert ("cpu", "left-over", left["ts"]) in counts
+    assert not left_dir.exists()
+    # A server's records of a kind leave one process: in the file's order in their partition.
+    for kind in METRIC_KINDS:
+        times: dict[str, list[str]] = {}
+        for _key, value in pipe.read(kind):
+            assert isinstance(value, dict)
+            times.setdefault(value["server_id"], []).append(value["ts"])
+        assert all(ts == sorted(ts) for ts in times.values()), kind
+    # Both processes sent their share, and state.json adds their counts up for fab status.
+    shares = [int(n) for n in re.findall(r"servers \d/2 final: sent=(\d+)", log)]
+    assert len(shares) == 2, log[-4000:]
+    assert all(shares), shares
+    state = json.loads((pipe.workdir / "state.json").read_text(encoding="utf-8"))
+    assert (state["processes"], state["sent"], state["failed"]) == (2, _sample_rows(), 0)
+
+
+def test_a_shared_replay_stopped_during_an_outage_spools_per_process_and_loses_nothing(
+    pipeline_factory: Callable[[str], Pipeline],
+) -> None:
+    pipe = pipeline_factory("procspool")
+    config = pipe.config(producer={"spool_dir": str(pipe.workdir), "stop_timeout": "1 second"})
+    proc = _producer(config, "--data-dir", str(SAMPLE), "--rate", "30", "--processes", "2")
+    seen: list[str] = []
+    _wait_for_line(proc, "progress: sent=", seen)
+    with pipe.broker.stopped():
+        time.sleep(3)
+        proc.send_signal(signal.SIGTERM)  # to the first process only: it passes the stop on
+        log = _finish(proc, seen)
+        assert proc.returncode == 0, log[-4000:]
+        spools = [spool_dir_of(pipe.workdir, i) / SPOOL_FILE for i in range(2)]
+        spooled = sum(len(p.read_text().splitlines()) for p in spools if p.exists())
+        assert spooled > 0, log[-3000:]
+        state = json.loads((pipe.workdir / "state.json").read_text(encoding="utf-8"))
+        assert (state["processes"], state["spooled"]) == (2, spooled)
+        assert state["submitted"] == state["sent"] + spooled
+    # One process now (a live sample): it sends both processes' spools before anything else.
+    again = subprocess.run(
+        [sys.executable, "-m", "rtm.producer.cli", "--config", str(config), "--mode", "live",
+         "--samples", "1"],
+        capture_output=True, text=True, timeout=PROCESS_TIMEOUT, check=False,
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr[-4000:]
+    assert not any(spool_dir_of(pipe.workdir, i).exists() for i in range(2)), again.stderr[-3000:]
+    counts = _records(pipe)
+    # Everything the shared replay took (acknowledged or spooled) and the live sample's records.
+    assert len(counts) == state["submitted"] + len(METRIC_KINDS), "a record is missing"
 
 
 def test_a_deleted_checkpoint_keeps_the_earlier_alert_files(

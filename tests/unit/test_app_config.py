@@ -51,6 +51,7 @@ def test_minimal_config_gets_the_documented_defaults(tmp_path: Path) -> None:
     assert cfg.producer.max_future == 300
     assert cfg.producer.spool_dir is None
     assert cfg.producer.replay.buffer == 10_000
+    assert cfg.producer.replay.processes == 1
     assert (cfg.producer.live.buffer, cfg.producer.live.buffer_records) == (900, 900 * len(KINDS))
     consumer = cfg.require_consumer()
     assert consumer.max_future == 300
@@ -115,6 +116,8 @@ def test_durations_accept_common_spellings() -> None:
         ("producer.live.interval", "-1 s", "producer.live.interval: expected a duration"),
         ("producer.live.buffer", "100 ms", "producer.live.buffer: must be at least"),
         ("producer.replay.buffer", 0, "producer.replay.buffer: expected an integer >= 1"),
+        ("producer.replay.processes", 0, "producer.replay.processes: expected an integer from 1"),
+        ("producer.replay.processes", 33, "from 1 to 32, got 33"),
         ("producer.max_future", "never", "producer.max_future: expected a duration"),
         ("consumer.max_future", -5, "consumer.max_future: expected a duration"),
         ("consumer.output_dir", None, "consumer.output_dir: required key is missing"),

@@ -39,8 +39,9 @@ def write_config(tmp_path: Path, data: dict) -> str:
             [],
             "producer.replay.pace: expected one of ['rows', 'event_time'], got 'fast'",
         ),
+        ({"kafka": KAFKA}, ["--processes", "0"], "--processes: expected an integer from 1 to 32"),
     ],
-    ids=["zero_rate", "negative_speedup", "unknown_pace_in_config"],
+    ids=["zero_rate", "negative_speedup", "unknown_pace_in_config", "no_process"],
 )
 def test_the_producer_refuses_bad_settings_with_status_2(
     tmp_path: Path,
@@ -81,3 +82,14 @@ def test_an_unknown_job_is_refused_by_the_argument_parser(
         consumer_cli.main(["--config", config, "--job", "gpu"])
     assert info.value.code == 2
     assert "--job: invalid choice: 'gpu'" in capsys.readouterr().err
+
+
+def test_a_shared_replay_of_missing_files_is_refused_once_before_any_process_starts(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = write_config(tmp_path, {"kafka": KAFKA})
+    status = producer_cli.main(
+        ["--config", config, "--processes", "3", "--data-dir", str(tmp_path / "none")]
+    )
+    assert status == producer_cli.EXIT_CONFIG
+    assert caplog.text.count("cannot read") == 1, caplog.text

@@ -14,6 +14,7 @@ from rtm.producer.publisher import Publisher, compression_type
 from rtm.producer.replay import (
     MAX_LINE_BYTES,
     ReplayError,
+    Share,
     check_files,
     data_span,
     read_rows,
@@ -239,6 +240,50 @@ def test_event_time_pace_follows_the_timestamps(tmp_path: Path) -> None:
     write_set(tmp_path, rows=5)
     items = list(schedule(tmp_path, _cfg(pace="event_time", speedup=2.0)))
     assert sorted({i.due for i in items}) == [0.0, 0.5, 1.0, 1.5, 2.0]
+
+
+def _servers_set(directory: Path) -> Path:
+    """Twelve servers, out of order in event time, and a line of each kind with too few fields."""
+    extra = {
+        k.name: [
+            *(
+                GOOD[k.name].format(s=9 - s % 10).replace("srv-01", f"srv-{s:02d}")
+                for s in range(12)
+            ),
+            "no row at all",
+        ]
+        for k in KINDS
+    }
+    return write_set(directory, extra)
+
+
+def _entries(items: list) -> list[tuple[float, str, int]]:
+    return [(i.due, i.row.source, i.row.line) for i in items]
+
+
+@pytest.mark.parametrize("pace", ["rows", "event_time"])
+@pytest.mark.parametrize("count", [2, 3])
+def test_a_shared_replay_sends_each_row_from_one_process_when_the_whole_would(
+    tmp_path: Path, pace: str, count: int
+) -> None:
+    _servers_set(tmp_path)
+    cfg = _cfg(pace=pace)
+    whole = _entries(list(schedule(tmp_path, cfg)))
+    shares = [list(schedule(tmp_path, cfg, Share(i, count))) for i in range(count)]
+    assert sorted(e for share in shares for e in _entries(share)) == sorted(whole)
+    servers = [{i.row.fields["server_id"] for i in share if i.row.fields} for share in shares]
+    assert sum(len(s) for s in servers) == len(set().union(*servers)) == 12  # none in two
+    assert [len(s) for s in servers] == [12 // count] * count
+    # Rows that are no record (dead letters) come from the first process only.
+    assert {i.row.problem is not None for i in shares[0]} == {False, True}
+    assert not any(i.row.problem for share in shares[1:] for i in share)
+
+
+def test_a_files_servers_are_dealt_out_in_the_order_they_first_appear() -> None:
+    servers = ["a", "b", "a", "c", "", "d", "b", "e"]
+    owned = [[s for s in servers if mine(s)] for mine in (Share(i, 3).dealer() for i in range(3))]
+    assert owned == [["a", "a", "", "d"], ["b", "b", "e"], ["c"]]
+    assert all(Share().dealer()(s) for s in servers)
 
 
 def test_data_span_is_last_minus_first_plus_one_second(tmp_path: Path) -> None:

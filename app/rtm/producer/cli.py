@@ -12,15 +12,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 from rtm import logsetup
-from rtm.config import PRODUCER, Config, ConfigError, load
+from rtm.config import MAX_PROCESSES, PRODUCER, Config, ConfigError, load
+from rtm.producer import workers
 from rtm.producer.publisher import ProducerLike, Publisher, kafka_producer
-from rtm.producer.replay import ReplayError
+from rtm.producer.replay import WHOLE, ReplayError, Share
 from rtm.producer.service import Stopper, connect, live, replay
+from rtm.producer.workers import EXIT_CONFIG, EXIT_OK, EXIT_SEND_FAILED
 from rtm.records import KINDS
 
 log = logging.getLogger(__name__)
-
-EXIT_OK, EXIT_SEND_FAILED, EXIT_CONFIG = 0, 1, 2
 
 
 def parser() -> argparse.ArgumentParser:
@@ -79,6 +79,12 @@ def parser() -> argparse.ArgumentParser:
         help="replay the files forever, shifting timestamps forward on each pass",
     )
     p.add_argument(
+        "--processes",
+        type=int,
+        help="replay: share the servers out among this many sending processes, for bulk"
+        " replays faster than one process sends (default: producer.replay.processes, 1)",
+    )
+    p.add_argument(
         "--samples",
         type=int,
         help="live mode: stop after this many samples (default: run until stopped)",
@@ -101,10 +107,15 @@ def apply_overrides(config: Config, args: argparse.Namespace) -> Config:
         "speedup": args.speedup,
         "as_fast_as_possible": args.as_fast_as_possible,
         "loop": args.loop,
+        "processes": args.processes,
     }
     for key in ("rate", "speedup"):
         if changes[key] is not None and changes[key] <= 0:
             raise ConfigError(f"--{key}: expected a positive number, got {changes[key]}")
+    if args.processes is not None and not 1 <= args.processes <= MAX_PROCESSES:
+        raise ConfigError(
+            f"--processes: expected an integer from 1 to {MAX_PROCESSES}, got {args.processes}"
+        )
     replay_cfg = dataclasses.replace(
         replay_cfg, **{k: v for k, v in changes.items() if v is not None}
     )
@@ -127,25 +138,45 @@ def main(argv: list[str] | None = None) -> int:
         log.error("configuration error: %s", exc)
         return EXIT_CONFIG
     host = config.producer.host or socket.gethostname()
+    if config.producer.mode == "replay" and config.producer.replay.processes > 1:
+        return workers.run(config, host, args.log_level, produce)
+    return produce(config, host, samples=args.samples)
+
+
+def produce(
+    config: Config,
+    host: str,
+    share: Share = WHOLE,
+    *,
+    samples: int | None = None,
+    state_dir: Path | None = None,
+) -> int:
+    """Publish in this process (the servers of ``share`` only, in a shared replay, its counts
+    in ``state_dir``); the exit status."""
     stopper = Stopper()
     signal.signal(signal.SIGTERM, lambda *_: stopper.stop())
     signal.signal(signal.SIGINT, lambda *_: stopper.stop())
+    suffix = f"-{share.index}" if share.count > 1 else ""
 
     def new_client() -> ProducerLike:
-        return kafka_producer(config, client_id=f"rtm-producer-{host}")
+        return kafka_producer(config, client_id=f"rtm-producer-{host}{suffix}")
 
+    if share.count == 1:
+        workers.send_leftovers(config, host, stopper, new_client, share.count)
     producer = connect(config, stopper, new_client)
     if producer is None:
         log.info("stopped before any broker answered")
         return EXIT_OK
-    publisher = publisher_for(config, producer, host, stopper, new_client)
+    publisher = publisher_for(
+        config, producer, host, stopper, new_client, share=share, state_dir=state_dir
+    )
     status = EXIT_OK
     try:
         publisher.send_spooled()
         if config.producer.mode == "replay":
-            replay(config, publisher, stopper, host)
+            replay(config, publisher, stopper, host, share)
         else:
-            live(config, publisher, stopper, host, args.samples)
+            live(config, publisher, stopper, host, samples)
     except ReplayError as exc:
         log.error("%s", exc)
         status = EXIT_CONFIG
@@ -163,10 +194,16 @@ def publisher_for(
     host: str,
     stopper: Stopper,
     client_factory: Callable[[], ProducerLike],
+    *,
+    share: Share = WHOLE,
+    state_dir: Path | None = None,
 ) -> Publisher:
     """The publisher of a mode: the replay waits for room, live sampling drops when full."""
     settings = config.producer
     live_mode = settings.mode == "live"
+    spool_dir = settings.spool_dir
+    if spool_dir is not None and share.count > 1:
+        spool_dir = workers.spool_dir_of(spool_dir, share.index)
     return Publisher(
         producer,
         config.kafka.topics.dead_letter,
@@ -174,10 +211,12 @@ def publisher_for(
         settings.stats_interval,
         max_pending=settings.live.buffer_records if live_mode else settings.replay.buffer,
         drop_when_full=live_mode,
-        spool_dir=settings.spool_dir,
+        spool_dir=spool_dir,
         stopped=lambda: stopper.stopped,
         stop_timeout=settings.stop_timeout,
         client_factory=client_factory,
+        name=f"servers {share.index + 1}/{share.count} " if share.count > 1 else "",
+        state_dir=state_dir,
     )
 
 

@@ -198,8 +198,11 @@ class Publisher:
         stop_timeout: float = 10.0,
         client_factory: Callable[[], ProducerLike] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        name: str = "",
+        state_dir: Path | None = None,
     ) -> None:
         self._producer = producer
+        self._name = name  # which process of a shared replay, in its count lines
         self._dead_letter_topic = dead_letter_topic
         self._host = producer_host
         self._interval = stats_interval
@@ -209,6 +212,7 @@ class Publisher:
         self._max_pending = max_pending
         self._drop_when_full = drop_when_full
         self._spool_dir = spool_dir
+        self._state_dir = state_dir or spool_dir
         self._stopped = stopped
         self._stop_timeout = stop_timeout
         self._cond = threading.Condition()
@@ -486,7 +490,8 @@ class Publisher:
     def log_counts(self, label: str) -> None:
         c = self.snapshot()
         log.info(
-            "%s: sent=%d failed=%d malformed=%d pending=%d resent=%d dropped=%d",
+            "%s%s: sent=%d failed=%d malformed=%d pending=%d resent=%d dropped=%d",
+            self._name,
             label,
             c.sent,
             c.failed,
@@ -506,8 +511,9 @@ class Publisher:
             return Counts(**vars(self.counts))
 
     def write_state(self) -> None:
-        """The counts as ``state.json`` in the spool directory, for ``fab status``."""
-        if self._spool_dir is None:
+        """The counts as ``state.json`` in the state (or else the spool) directory, for
+        ``fab status``."""
+        if self._state_dir is None:
             return
         with self._cond:
             state = {
@@ -518,7 +524,7 @@ class Publisher:
                 else round(self._clock() - self._down_since, 1),
                 "written_at": format_ts(datetime.now(UTC)),
             }
-        _write_atomically(self._spool_dir / STATE_FILE, json.dumps(state, sort_keys=True) + "\n")
+        write_atomically(self._state_dir / STATE_FILE, json.dumps(state, sort_keys=True) + "\n")
 
     # -- spool ------------------------------------------------------------------------------
 
@@ -548,7 +554,7 @@ class Publisher:
             self._closing = True
             left = list(self._pending.values())
         if left and self._spool_dir is not None:
-            _write_atomically(
+            write_atomically(
                 self._spool_dir / SPOOL_FILE, "".join(_spool_line(i) + "\n" for i in left)
             )
             with self._cond:
@@ -610,7 +616,7 @@ def _read_spool(path: Path) -> Iterator[Pending]:
                 log.error("%s:%d: unreadable spool line skipped: %s", path, number, exc)
 
 
-def _write_atomically(path: Path, text: str) -> None:
+def write_atomically(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:

@@ -11,6 +11,10 @@ Pacing (``producer.replay.pace``):
 ``as_fast_as_possible`` ignores both and sends without pausing (benchmarks, tests).
 With ``loop`` the files are replayed again and again; each pass shifts the timestamps by the
 span of the data plus one second, so event time keeps moving forward.
+
+With several processes (``producer.replay.processes``) each follows the same schedule and
+sends the rows of its ``Share`` of each file's servers: a server's records of a kind all leave
+one process, in the order of the file, so they keep their order in its partition.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ from __future__ import annotations
 import csv
 import heapq
 import logging
-from collections.abc import Iterator
+import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -53,10 +58,46 @@ class Scheduled:
     row: Row
 
 
+@dataclass(frozen=True, slots=True)
+class Share:
+    """Process ``index`` of ``count`` of a shared replay."""
+
+    index: int = 0
+    count: int = 1
+
+    def dealer(self) -> Callable[[str], bool]:
+        """Whether a server of one file is this process's, asked in the order of the file.
+
+        A file's servers are dealt out in the order they first appear in it: as even as the
+        servers allow, and alike in every process, since each reads the whole file. Rows
+        without a server (dead letters) are the first process's."""
+        if self.count == 1:
+            return lambda _server: True
+        dealt: dict[str, int] = {}
+
+        def mine(server: str) -> bool:
+            owner = dealt.get(server)
+            if owner is None:
+                if not server:
+                    owner = 0
+                elif len(dealt) < MAX_DEALT:
+                    owner = dealt[server] = len(dealt) % self.count
+                else:  # a file of endless distinct ids: a hash, in bounded memory
+                    owner = zlib.crc32(server.encode("utf-8", "surrogateescape")) % self.count
+            return owner == self.index
+
+        return mine
+
+
+WHOLE = Share()
+
+
 def csv_path(data_dir: Path, k: Kind) -> Path:
     return data_dir / k.csv_name
 
 
+SERVER_COLUMN = "server_id"  # what a shared replay shares out
+MAX_DEALT = 100_000  # servers of a file remembered by a shared replay's dealing
 # A data line longer than this is a dead letter; reading it never holds more than this in memory.
 MAX_LINE_BYTES = 64 * 1024
 _SHOWN_BYTES = 200  # how much of an over-long line its dead letter shows
@@ -124,8 +165,11 @@ def check_files(data_dir: Path) -> None:
             raise ReplayError(f"{path}: header lacks column(s) {', '.join(missing)}")
 
 
-def _row(k: Kind, path: Path, header: list[str], line: _Line) -> Row | None:
-    """The row of one data line, with its problem when it cannot be split into fields."""
+def _split(
+    k: Kind, path: Path, header: list[str], line: _Line
+) -> tuple[str, list[str]] | Row | None:
+    """The text and field values of one data line; a Row with its problem when it cannot be
+    split into fields; None for a blank line."""
     if line.too_long:
         raw = shown(line.data) + "..."
         return Row(k, path.name, line.number, raw, None, f"longer than {MAX_LINE_BYTES} bytes")
@@ -146,7 +190,7 @@ def _row(k: Kind, path: Path, header: list[str], line: _Line) -> Row | None:
     if len(values) != len(header):
         problem = f"expected {len(header)} fields, got {len(values)}"
         return Row(k, path.name, line.number, text, None, problem)
-    return Row(k, path.name, line.number, text, dict(zip(header, values, strict=True)))
+    return text, values
 
 
 def read_rows(path: Path, k: Kind) -> Iterator[Row]:
@@ -154,12 +198,30 @@ def read_rows(path: Path, k: Kind) -> Iterator[Row]:
 
     No content stops the reading: a line that is not UTF-8, not CSV, or too long is a Row with
     its problem (it becomes a dead letter)."""
+    for row in _scan(path, k, None):
+        if row is not None:
+            yield row
+
+
+def _scan(path: Path, k: Kind, mine: Callable[[str], bool] | None) -> Iterator[Row | None]:
+    """As ``read_rows``, but None for each row ``mine`` says is another process's (a dead
+    letter when ``mine("")`` says so): counted for the pace, never built."""
+    first = mine is None or mine("")
     with path.open("rb") as handle:
         header = _header(path, handle)
+        at = header.index(SERVER_COLUMN) if SERVER_COLUMN in header else None
         for line in _lines(handle, first=2):
-            row = _row(k, path, header, line)
-            if row is not None:
-                yield row
+            split = _split(k, path, header, line)
+            if split is None:
+                continue
+            if isinstance(split, Row):
+                yield split if first else None
+                continue
+            text, values = split
+            if mine is None or mine(values[at].strip() if at is not None else ""):
+                yield Row(k, path.name, line.number, text, dict(zip(header, values, strict=True)))
+            else:
+                yield None
 
 
 def row_time(row: Row) -> datetime | None:
@@ -180,28 +242,39 @@ def first_time(path: Path, k: Kind) -> datetime | None:
 
 
 def _file_schedule(
-    path: Path, k: Kind, order: int, cfg: ReplayConfig, origin: datetime | None
+    path: Path, k: Kind, order: int, cfg: ReplayConfig, origin: datetime | None, *, share: Share
 ) -> Iterator[Scheduled]:
     per_second = cfg.rate * cfg.speedup
     due = 0.0
-    for index, row in enumerate(read_rows(path, k)):
-        if cfg.pace == "rows":
+    by_rows = cfg.pace == "rows"
+    mine = share.dealer()
+    # Paced by event time, every row's time counts, the other processes' too: build them all.
+    for index, row in enumerate(_scan(path, k, mine if by_rows else None)):
+        if row is None:
+            continue  # another process's: it only moved the index
+        if by_rows:
             due = index / per_second
         else:
             moment = row_time(row)
             if moment is not None and origin is not None:
                 due = max(due, (moment - origin).total_seconds() / cfg.speedup)
+            if not mine((row.fields or {}).get(SERVER_COLUMN, "").strip()):
+                continue
         yield Scheduled(due, order, row)
 
 
-def schedule(data_dir: Path, cfg: ReplayConfig) -> Iterator[Scheduled]:
-    """One pass over the files, merged in the order the rows come due."""
+def schedule(data_dir: Path, cfg: ReplayConfig, share: Share = WHOLE) -> Iterator[Scheduled]:
+    """One pass over the files, merged in the order the rows come due (the rows of ``share``
+    only, each due when it would be in the whole replay)."""
     paths = [(csv_path(data_dir, k), k) for k in KINDS]
     origin = None
     if cfg.pace == "event_time":
         firsts = [m for m in (first_time(p, k) for p, k in paths) if m is not None]
         origin = min(firsts) if firsts else None
-    streams = [_file_schedule(path, k, order, cfg, origin) for order, (path, k) in enumerate(paths)]
+    streams = [
+        _file_schedule(path, k, order, cfg, origin, share=share)
+        for order, (path, k) in enumerate(paths)
+    ]
     return heapq.merge(*streams, key=lambda s: (s.due, s.order))
 
 

@@ -19,7 +19,7 @@ from kafka.errors import KafkaError
 from rtm.config import Config
 from rtm.producer.live import HostSampler, Values
 from rtm.producer.publisher import WATCH_INTERVAL, Publisher
-from rtm.producer.replay import Row, check_files, data_span, schedule
+from rtm.producer.replay import WHOLE, Row, Share, check_files, data_span, schedule
 from rtm.records import KINDS, RowError, from_row, measurement
 
 log = logging.getLogger(__name__)
@@ -48,25 +48,28 @@ def sample_dir() -> Path:
     return Path(str(resources.files("rtm") / "sample"))
 
 
-def replay(config: Config, publisher: Publisher, stopper: Stopper, host: str) -> None:
+def replay(
+    config: Config, publisher: Publisher, stopper: Stopper, host: str, share: Share = WHOLE
+) -> None:
     cfg = config.producer.replay
     data_dir = cfg.data_dir or sample_dir()
     check_files(data_dir)
     shift = timedelta(0)
     span = data_span(data_dir) if cfg.loop else timedelta(0)
     log.info(
-        "replaying %s (pace=%s rate=%g speedup=%g fast=%s loop=%s)",
+        "replaying %s (pace=%s rate=%g speedup=%g fast=%s loop=%s%s)",
         data_dir,
         cfg.pace,
         cfg.rate,
         cfg.speedup,
         cfg.as_fast_as_possible,
         cfg.loop,
+        f" servers={share.index + 1}/{share.count}" if share.count > 1 else "",
     )
     sending = _Sending.of(config, publisher, host)
     for pass_no in itertools.count():
         start = time.monotonic()
-        for item in schedule(data_dir, cfg):
+        for item in schedule(data_dir, cfg, share):
             if not cfg.as_fast_as_possible:
                 delay = start + item.due - time.monotonic()
                 if delay > 0 and stopper.wait(delay):
