@@ -87,9 +87,12 @@ class WindowsProcessor(StatefulProcessor):
         pass
 
     def _load(self, server_id: str) -> tuple[ServerWindows, int]:
-        if not self.state.exists():
+        # get() alone, no exists() first: each is a round trip from this Python worker to the
+        # JVM's state store, and a micro-batch makes one per server.
+        stored = self.state.get()
+        if stored is None:
             return ServerWindows(self.rules, server_id), _NO_TIMER
-        text, late, timer = self.state.get()
+        text, late, timer = stored
         return ServerWindows.from_state(self.rules, server_id, (text, late)), int(timer)
 
     def _save(self, windows: ServerWindows, timer: int) -> None:
