@@ -8,7 +8,8 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -137,3 +138,21 @@ def deploy(inventory: Path) -> None:
     if result.returncode != 0:
         raise BenchError(f"site.yml failed on {inventory}:\n{tail(result.output, 30)}")
     log.info("site.yml done in %.0fs", result.seconds)
+
+
+@contextmanager
+def producer_stopped(target: Target) -> Iterator[None]:
+    """The deployed rtm-producer stopped meanwhile: it replays the sample into the pipeline,
+    whose micro-batches then take most of a core of a two-core machine."""
+    _producer_service(target, "stop")
+    try:
+        yield
+    finally:
+        _producer_service(target, "start")
+
+
+def _producer_service(target: Target, action: str) -> None:
+    for address in target.addresses("producers"):
+        result = target.ssh(address, f"systemctl {action} rtm-producer.service", timeout=120)
+        if result.returncode != 0:
+            log.warning("systemctl %s rtm-producer on %s: %s", action, address, result.output)

@@ -4,8 +4,10 @@ Both run on the controller against the same brokers, into dedicated topics with 
 replication and ``min.insync.replicas`` (rtm-producer: one per metric kind, as deployed;
 ProducerPerformance: one topic with as many partitions as those together), with
 ``acks=all`` and idempotence, at the same average record size. Each rtm variant (linger,
-compression) is paired with a Java run using the same linger and compression, so their ratio
-compares the clients and not the settings.
+compression, processes) is paired with a Java run using the same linger and compression, so
+their ratio compares the clients and not the settings. kafka-python alone, sending the same
+records built in advance, is the library's own speed. The deployed producer is stopped
+meanwhile (bench.lab.producer_stopped).
 """
 
 from __future__ import annotations
@@ -27,14 +29,14 @@ from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
 from bench import REPO
-from bench.lab import BenchError, Target, run, tail
+from bench.lab import BenchError, Target, producer_stopped, run, tail
 from bench.report import Section
 from bench.stats import median
 from rtm import kafka_access, kafka_client
 from rtm.artifacts.build import kafka_home
 from rtm.catalogue import catalogue
-from rtm.config import BATCH_SIZE, ReplayConfig, parse
-from rtm.producer.publisher import encode
+from rtm.config import BATCH_SIZE, ReplayConfig, load, parse
+from rtm.producer.publisher import encode, kafka_producer
 from rtm.producer.replay import schedule
 from rtm.records import from_row
 
@@ -43,14 +45,16 @@ log = logging.getLogger(__name__)
 TOPIC = "bench-throughput"  # ProducerPerformance's; rtm-producer writes one per metric kind
 RTM_TOPICS = {k: f"{TOPIC}-{k}" for k in (*(k.name for k in catalogue().kinds), "dead_letter")}
 TARGET_RECORD_BYTES = 150
-GOAL_RATE = 40_000  # records/s of one rtm-producer on lab-ha
+GOAL_RATE = 40_000  # records/s of rtm-producer on lab-ha
+LIBRARY = "kafka-python alone, deployed settings"
 _SUMMARY = re.compile(
     r"(?P<records>\d+) records sent, (?P<rate>[\d.]+) records/sec \((?P<mb>[\d.]+) MB/sec\), "
     r"(?P<avg>[\d.]+) ms avg latency, (?P<max>[\d.]+) ms max latency, "
     r"(?P<p50>\d+) ms 50th, (?P<p95>\d+) ms 95th, (?P<p99>\d+) ms 99th, (?P<p999>\d+) ms 99\.9th"
 )
 _LOG_TIME = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3})Z ")
-_FINAL = re.compile(r"final: sent=(\d+) failed=(\d+)")
+# The whole run's line: a shared replay's processes each log theirs as "servers i/n final: ...".
+_FINAL = re.compile(r"\w: final: sent=(\d+) failed=(\d+)")
 
 
 @dataclass(frozen=True)
@@ -60,11 +64,19 @@ class Variant:
     compression: str
     why: str
     batch_size: int = BATCH_SIZE
+    processes: int = 1
 
 
 # The first is what site.yml deploys (the config defaults); each other changes one setting.
 VARIANTS = (
     Variant("deployed (lz4, linger 20 ms, 256 KiB batches)", 20, "lz4", "the deployed settings"),
+    Variant(
+        "2 processes",
+        20,
+        "lz4",
+        "each with half of every file's servers: --processes 2",
+        processes=2,
+    ),
     Variant("linger 100 ms", 100, "lz4", "fuller batches"),
     Variant("gzip", 20, "gzip", "the codec that needs no library"),
     Variant("no compression", 20, "none", "no codec CPU, three times the bytes"),
@@ -238,7 +250,12 @@ def write_config(path: Path, target: Target, data_dir: Path, host: str, v: Varia
             "mode": "replay",
             "host": host,
             "stats_interval": "1 minute",
-            "replay": {"data_dir": str(data_dir), "as_fast_as_possible": True, "loop": False},
+            "replay": {
+                "data_dir": str(data_dir),
+                "as_fast_as_possible": True,
+                "loop": False,
+                "processes": v.processes,
+            },
             "delivery": {
                 "compression": v.compression,
                 "linger_ms": v.linger_ms,
@@ -293,6 +310,35 @@ def run_rtm(config: Path, expected: int) -> float:
     return sent / seconds
 
 
+def built_records(data_dir: Path, host: str) -> list[tuple[str, bytes, bytes]]:
+    """Every record of the replay as (topic, key, value), built before the clock starts."""
+    found = []
+    for item in schedule(data_dir, _replay_config(data_dir)):
+        if item.row.fields is not None:
+            record = from_row(item.row.kind, item.row.fields, host)
+            topic = RTM_TOPICS[item.row.kind.name]
+            found.append((topic, str(record["server_id"]).encode(), encode(record)))
+    return found
+
+
+def run_library(config: Path, records: list[tuple[str, bytes, bytes]]) -> float:
+    """Records/s of kafka-python alone: the deployed client settings, nothing of rtm per record
+    but a future's errback, from the first send to the last acknowledgement."""
+    producer = kafka_producer(load(config), client_id="rtm-bench-library")
+    failed: list[BaseException] = []
+    try:
+        start = time.perf_counter()
+        for topic, key, value in records:
+            producer.send(topic, value=value, key=key).add_errback(failed.append)
+        producer.flush(timeout=600)
+        seconds = time.perf_counter() - start
+    finally:
+        producer.close(timeout=30)
+    if failed:
+        raise BenchError(f"kafka-python alone: {len(failed)} sends failed, first {failed[0]!r}")
+    return len(records) / seconds
+
+
 def run_java(target: Target, home: Path, records: int, size: int, v: Variant) -> JavaResult:
     props = [
         "acks=all",
@@ -330,6 +376,7 @@ def measure(target: Target, section: Section, runs: int, quick: bool) -> None:
     variants = [v for v in VARIANTS if available(v)]
     skipped = [v.name for v in VARIANTS if not available(v)]
     with (
+        producer_stopped(target),
         producer_may_write(target, list(RTM_TOPICS.values())),
         tempfile.TemporaryDirectory(prefix="rtm-bench-") as tmp,
     ):
@@ -352,13 +399,20 @@ def measure(target: Target, section: Section, runs: int, quick: bool) -> None:
         run_rtm(Path(tmp) / "rtm.yml", scale.records)
         run_java(target, home, scale.java_records, size, VARIANTS[0])
         section.settings["warm_up"] = "one unmeasured rtm-producer and ProducerPerformance run"
+        section.settings["deployed_producer"] = "stopped during the runs"
         read_fig = section.figure("CSV read + schedule only (no Kafka)", "records/s")
         build_fig = section.figure("CSV read + record build + JSON (no Kafka)", "records/s")
+        library_fig = section.figure(
+            LIBRARY, "records/s", "the deployed client settings, records built in advance"
+        )
+        records = built_records(data_dir, host)
         for number in range(1, runs + 1):
             log.info("throughput run %d of %d", number, runs)
             read_rate, build_rate = serialisation_rates(data_dir, host)
             read_fig.add(read_rate)
             build_fig.add(build_rate)
+            write_config(Path(tmp) / "rtm.yml", target, data_dir, host, VARIANTS[0])
+            library_fig.add(run_library(Path(tmp) / "rtm.yml", records))
             for v in variants:
                 config = Path(tmp) / "rtm.yml"
                 write_config(config, target, data_dir, host, v)
@@ -383,6 +437,7 @@ def _median_of(section: Section, name: str) -> float | None:
 def _explain(section: Section, skipped: list[str]) -> None:
     base = _median_of(section, f"rtm-producer, {VARIANTS[0].name}")
     build = _median_of(section, "CSV read + record build + JSON (no Kafka)")
+    library = _median_of(section, LIBRARY)
     if base:
         for v in VARIANTS[1:]:
             rate = _median_of(section, f"rtm-producer, {v.name}")
@@ -391,18 +446,36 @@ def _explain(section: Section, skipped: list[str]) -> None:
                     f"{v.name} ({v.why}): {rate / base - 1:+.0%} records/s against the deployed "
                     "settings."
                 )
-        if build:
+        if build and library:
+            rest = 1e6 / base - 1e6 / build - 1e6 / library
             section.notes.append(
-                f"Reading the CSVs and building the JSON records alone costs {1e6 / build:.1f} µs "
-                f"a record, {base / build:.0%} of the deployed producer's time per record: the "
-                "rest is kafka-python's send path (partitioning, batching, compression, I/O)."
+                f"One rtm-producer process spends {1e6 / base:.1f} µs a record: reading the CSV"
+                f" and building the JSON {1e6 / build:.1f} µs (measured alone), kafka-python's"
+                f" send path {1e6 / library:.1f} µs (kafka-python alone), and {rest:.1f} µs"
+                " keeping each record until it is acknowledged (the rest)."
             )
-    ratio = _median_of(section, f"ratio rtm/java, {VARIANTS[0].name}")
-    if base and ratio:
+    if base and library:
+        section.notes.append(
+            f"kafka-python alone sends {library:,.0f} records/s with the deployed settings in the"
+            f" same runs: one rtm-producer process reaches {base / library:.2f} of it."
+        )
+    goal = [
+        (v, rate, ratio)
+        for v in VARIANTS
+        if v.compression == VARIANTS[0].compression and v.linger_ms == VARIANTS[0].linger_ms
+        and v.batch_size == VARIANTS[0].batch_size
+        and (rate := _median_of(section, f"rtm-producer, {v.name}"))
+        and (ratio := _median_of(section, f"ratio rtm/java, {v.name}"))
+    ]  # fmt: skip
+    if goal:
+        reached = "; ".join(
+            f"{v.processes} process{'es' if v.processes > 1 else ''}: {rate:,.0f} records/s,"
+            f" {ratio:.2f} of ProducerPerformance"
+            for v, rate, ratio in goal
+        )
         section.notes.append(
             f"Goal: rtm-producer at 0.5 of ProducerPerformance with the same settings and at"
-            f" {GOAL_RATE:,} records/s; with the deployed settings it reached {ratio:.2f} and"
-            f" {base:,.0f} records/s."
+            f" {GOAL_RATE:,} records/s. With the deployed settings, {reached}."
         )
     for name in skipped:
         section.notes.append(f"{name}: not measured, its compression library is not installed.")

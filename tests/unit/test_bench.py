@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from bench import report
 from bench.deploy import role_times, task_times
 from bench.lab import recap
-from bench.latency import catch_up_seconds, keeps_up, lag_by_job, latencies
+from bench.latency import catch_up_seconds, ceiling, keeps_up, lag_by_job, latencies
 from bench.stats import Figure, median, percentile, rounded
 from bench.throughput import parse_summary, producer_window
 
@@ -170,3 +170,22 @@ def test_markdown_tables_and_stable_json(tmp_path) -> None:
     assert "| rtm-producer, deployed | 11,500 | 11,000 | 12,000 | 2 | records/s |" in text
     assert "Test CPU, 2 cores" in text
     assert "- gzip costs CPU." in text
+
+
+def test_the_ceiling_is_the_largest_size_that_reacts_within_ten_seconds() -> None:
+    section = report.Section("latency-lab", {})
+    for n, reaction, batch in (
+        (100, 6.0, 2.5),
+        (1000, 7.4, 3.0),
+        (2500, 12.5, 6.0),
+        (5000, 43.6, 13.2),
+    ):
+        section.figure(f"N={n}: cpu_mem p95 alert - evidence", "s").add(reaction)
+        section.figure(f"N={n}: net_disk p95 alert - evidence", "s").add(reaction / 2)
+        section.figure(f"N={n}: cpu_mem micro-batch p50", "s").add(batch)
+    text = ceiling(section)
+    assert text is not None
+    assert "within 10 s of their evidence (p95) up to N=1000 of the sizes measured" in text
+    assert "at N=2500 the slowest job took 12.5 s" in text
+    assert "cpu_mem: 2.5 s at N=100, 3.0 s at N=1000, 6.0 s at N=2500, 13.2 s at N=5000" in text
+    assert ceiling(report.Section("latency-lab", {})) is None
