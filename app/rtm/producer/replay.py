@@ -58,6 +58,10 @@ class Scheduled:
     row: Row
 
 
+SERVER_COLUMN = "server_id"  # what a shared replay shares out
+MAX_DEALT = 100_000  # servers of a file remembered by a shared replay's dealing
+
+
 @dataclass(frozen=True, slots=True)
 class Share:
     """Process ``index`` of ``count`` of a shared replay."""
@@ -96,8 +100,6 @@ def csv_path(data_dir: Path, k: Kind) -> Path:
     return data_dir / k.csv_name
 
 
-SERVER_COLUMN = "server_id"  # what a shared replay shares out
-MAX_DEALT = 100_000  # servers of a file remembered by a shared replay's dealing
 # A data line longer than this is a dead letter; reading it never holds more than this in memory.
 MAX_LINE_BYTES = 64 * 1024
 _SHOWN_BYTES = 200  # how much of an over-long line its dead letter shows
