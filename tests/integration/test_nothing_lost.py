@@ -69,6 +69,25 @@ def _finish(proc: subprocess.Popen[str], seen: list[str]) -> str:
     return "".join(seen) + rest
 
 
+def _spooled_state(pipe: Pipeline, spooled: int) -> dict:
+    """state.json after a stop during an outage: what was taken is acknowledged or spooled."""
+    state = json.loads((pipe.workdir / "state.json").read_text(encoding="utf-8"))
+    assert state["spooled"] == spooled
+    assert state["submitted"] == state["sent"] + spooled
+    return state
+
+
+def _one_live_sample(config: Path) -> str:
+    """Run the producer for one live sample (it sends any spool first); its log."""
+    again = subprocess.run(
+        [sys.executable, "-m", "rtm.producer.cli", "--config", str(config), "--mode", "live",
+         "--samples", "1"],
+        capture_output=True, text=True, timeout=PROCESS_TIMEOUT, check=False,
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr[-4000:]
+    return again.stderr
+
+
 def _records(pipe: Pipeline) -> Counter[tuple[str, str, str]]:
     """How often each (kind, server, event time) is in the metric topics."""
     return Counter(
@@ -155,16 +174,9 @@ def test_a_stop_during_an_outage_spools_what_waits_and_the_next_start_sends_it_f
             for kind in METRIC_KINDS
             if pipe.topic(kind) == item["topic"]
         }
-        state = json.loads((pipe.workdir / "state.json").read_text(encoding="utf-8"))
-        assert state["spooled"] == spooled
-        assert state["submitted"] == state["sent"] + spooled
-    again = subprocess.run(
-        [sys.executable, "-m", "rtm.producer.cli", "--config", str(config), "--mode", "live",
-         "--samples", "1"],
-        capture_output=True, text=True, timeout=PROCESS_TIMEOUT, check=False,
-    )  # fmt: skip
-    assert again.returncode == 0, again.stderr[-4000:]
-    assert f"sending {spooled} record(s) spooled by the previous run" in again.stderr
+        state = _spooled_state(pipe, spooled)
+    again = _one_live_sample(config)
+    assert f"sending {spooled} record(s) spooled by the previous run" in again
     assert not spool.exists()
     counts = _records(pipe)
     # Everything the first run took (acknowledged or spooled) and the new sample's four
@@ -227,17 +239,11 @@ def test_a_shared_replay_stopped_during_an_outage_spools_per_process_and_loses_n
         spools = [spool_dir_of(pipe.workdir, i) / SPOOL_FILE for i in range(2)]
         spooled = sum(len(p.read_text().splitlines()) for p in spools if p.exists())
         assert spooled > 0, log[-3000:]
-        state = json.loads((pipe.workdir / "state.json").read_text(encoding="utf-8"))
-        assert (state["processes"], state["spooled"]) == (2, spooled)
-        assert state["submitted"] == state["sent"] + spooled
+        state = _spooled_state(pipe, spooled)
+        assert state["processes"] == 2
     # One process now (a live sample): it sends both processes' spools before anything else.
-    again = subprocess.run(
-        [sys.executable, "-m", "rtm.producer.cli", "--config", str(config), "--mode", "live",
-         "--samples", "1"],
-        capture_output=True, text=True, timeout=PROCESS_TIMEOUT, check=False,
-    )  # fmt: skip
-    assert again.returncode == 0, again.stderr[-4000:]
-    assert not any(spool_dir_of(pipe.workdir, i).exists() for i in range(2)), again.stderr[-3000:]
+    again = _one_live_sample(config)
+    assert not any(spool_dir_of(pipe.workdir, i).exists() for i in range(2)), again[-3000:]
     counts = _records(pipe)
     # Everything the shared replay took (acknowledged or spooled) and the live sample's records.
     assert len(counts) == state["submitted"] + len(METRIC_KINDS), "a record is missing"
