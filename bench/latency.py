@@ -26,7 +26,7 @@ from kafka import TopicPartition
 from bench.lab import BenchError, Target, producer_stopped, run, tool
 from bench.loadgen import KINDS, LoadResult, Plan, run_load
 from bench.report import Section
-from bench.stats import median, percentile
+from bench.stats import percentile
 from rtm import kafka_client
 from rtm.catalogue import catalogue
 from rtm.config import parse_duration
@@ -376,17 +376,12 @@ def _explain(section: Section, trigger: float) -> None:
     )
 
 
-def _p(section: Section, name: str) -> float | None:
-    figure = next((f for f in section.figures if f.name == name), None)
-    return median(figure.values) if figure and figure.values else None
-
-
 def ceiling(section: Section) -> str | None:
     """Where this machine stops reacting in seconds, in servers monitored, and what bounds it."""
     jobs = sorted(JOB_KINDS)
     reaction = {}
     for n in SIZES:
-        values = [_p(section, f"N={n}: {job} p95 alert - evidence") for job in jobs]
+        values = [section.median_of(f"N={n}: {job} p95 alert - evidence") for job in jobs]
         if all(v is not None for v in values):
             reaction[n] = max(v for v in values if v is not None)
     if not reaction:
@@ -394,16 +389,15 @@ def ceiling(section: Section) -> str | None:
     within = [n for n, seconds in reaction.items() if seconds <= REACTION]
     beyond = [n for n, seconds in reaction.items() if seconds > REACTION]
     batches = [
-        f"{_p(section, f'N={n}: {job} micro-batch p50'):.1f} s at N={n}"
+        f"{section.median_of(f'N={n}: {job} micro-batch p50'):.1f} s at N={n}"
         for n in reaction
         for job in jobs[:1]
-        if _p(section, f"N={n}: {job} micro-batch p50") is not None
+        if section.median_of(f"N={n}: {job} micro-batch p50") is not None
     ]
     text = f"Ceiling: every job's alerts come within {REACTION:g} s of their evidence (p95) "
     text += f"up to N={max(within)} of the sizes measured" if within else "at no size measured"
-    if beyond:
-        n = min(beyond)
-        text += f"; at N={n} the slowest job took {reaction[n]:.1f} s"
+    if past := [n for n in beyond if not within or n > max(within)]:
+        text += f"; at N={min(past)} the slowest job took {reaction[min(past)]:.1f} s"
     text += (
         ". What bounds it is the micro-batch: its duration grows with its input ("
         f"{jobs[0]}: {', '.join(batches)}) while the brokers, the load generator and both jobs"

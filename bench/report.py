@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.machine import one_line
-from bench.stats import Figure
+from bench.stats import Figure, median
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,11 @@ class Section:
         created = Figure(name, unit, note=note)
         self.figures.append(created)
         return created
+
+    def median_of(self, name: str) -> float | None:
+        """The median of the figure called ``name``; None when it was not measured."""
+        found = next((f for f in self.figures if f.name == name), None)
+        return median(found.values) if found and found.values else None
 
     def to_json(self) -> dict[str, object]:
         return {

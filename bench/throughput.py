@@ -31,7 +31,6 @@ from kafka.errors import TopicAlreadyExistsError
 from bench import REPO
 from bench.lab import BenchError, Target, producer_stopped, run, tail
 from bench.report import Section
-from bench.stats import median
 from rtm import kafka_access, kafka_client
 from rtm.artifacts.build import kafka_home
 from rtm.catalogue import catalogue
@@ -429,18 +428,13 @@ def measure(target: Target, section: Section, runs: int, quick: bool) -> None:
     _explain(section, skipped)
 
 
-def _median_of(section: Section, name: str) -> float | None:
-    figure = next((f for f in section.figures if f.name == name), None)
-    return median(figure.values) if figure and figure.values else None
-
-
 def _explain(section: Section, skipped: list[str]) -> None:
-    base = _median_of(section, f"rtm-producer, {VARIANTS[0].name}")
-    build = _median_of(section, "CSV read + record build + JSON (no Kafka)")
-    library = _median_of(section, LIBRARY)
+    base = section.median_of(f"rtm-producer, {VARIANTS[0].name}")
+    build = section.median_of("CSV read + record build + JSON (no Kafka)")
+    library = section.median_of(LIBRARY)
     if base:
         for v in VARIANTS[1:]:
-            rate = _median_of(section, f"rtm-producer, {v.name}")
+            rate = section.median_of(f"rtm-producer, {v.name}")
             if rate:
                 section.notes.append(
                     f"{v.name} ({v.why}): {rate / base - 1:+.0%} records/s against the deployed "
@@ -464,8 +458,8 @@ def _explain(section: Section, skipped: list[str]) -> None:
         for v in VARIANTS
         if v.compression == VARIANTS[0].compression and v.linger_ms == VARIANTS[0].linger_ms
         and v.batch_size == VARIANTS[0].batch_size
-        and (rate := _median_of(section, f"rtm-producer, {v.name}"))
-        and (ratio := _median_of(section, f"ratio rtm/java, {v.name}"))
+        and (rate := section.median_of(f"rtm-producer, {v.name}"))
+        and (ratio := section.median_of(f"ratio rtm/java, {v.name}"))
     ]  # fmt: skip
     if goal:
         reached = "; ".join(
