@@ -3,8 +3,10 @@ the live buffer's bound, the spool over a stop, and an outage logged as state ch
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
+import queue
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -281,3 +283,24 @@ def test_the_remembered_partition_is_kafkas_and_follows_a_new_partition_count() 
         chosen = [cached.partition("cpu", None, k, None, None, cluster) for k in keys]
         assert chosen == [default.partition("cpu", None, k, None, None, cluster) for k in keys]
     assert len(set(chosen)) == 7  # the keys spread over every partition
+
+
+def test_a_late_wake_up_is_not_followed_by_a_sample_in_the_same_millisecond() -> None:
+    class LateOnce(Stopper):
+        waits = 0
+
+        def wait(self, seconds: float) -> bool:
+            LateOnce.waits += 1
+            return super().wait(seconds + (0.05 if LateOnce.waits == 3 else 0.0))
+
+    class Instant:
+        def sample(self) -> dict[str, dict[str, float]]:
+            return {}
+
+    taken: queue.Queue = queue.Queue()
+    service._sample(Instant(), 0.01, LateOnce(), 6, taken)  # type: ignore[arg-type]
+    moments = [item[0] for item in iter(taken.get, None)]
+    assert len(moments) == 6
+    # The sample after the late one waits half an interval; at once, it could share its
+    # millisecond with the late one: one event time for two samples.
+    assert min((b - a).total_seconds() for a, b in itertools.pairwise(moments)) >= 0.005

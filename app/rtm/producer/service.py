@@ -170,6 +170,7 @@ def _sample(
     """Put a sample on ``taken`` every ``interval``, then None once stopped or done (or the
     exception that ended the sampling)."""
     deadline = time.monotonic()
+    previous: datetime | None = None
     try:
         for _ in range(samples) if samples is not None else itertools.count():
             # Behind schedule (the host starved of CPU, say): sample once now and keep the
@@ -178,7 +179,15 @@ def _sample(
             deadline = max(deadline + interval, time.monotonic())
             if stopper.wait(max(deadline - time.monotonic(), 0.0)):
                 break
-            taken.put((datetime.now(UTC), sampler.sample()))
+            moment = datetime.now(UTC)
+            # So would a late wake-up followed by one on time: half an interval apart at least,
+            # on the clock the event times come from.
+            if previous is not None and (gap := (moment - previous).total_seconds()) < interval / 2:
+                if stopper.wait(interval / 2 - max(gap, 0.0)):
+                    break
+                moment = datetime.now(UTC)
+            previous = moment
+            taken.put((moment, sampler.sample()))
     except Exception as exc:  # handed to the publishing thread, which raises it
         taken.put(exc)
     else:
